@@ -12,7 +12,7 @@ import hmac
 
 
 def derive_key(secret: bytes | str, account_id: str, *, purpose: str, epoch: int = 0) -> bytes:
-    """32-byte key for ``account_id``; ``purpose`` separates e.g. ``"canary"`` from ``"watermark"``."""
+    """32-byte key for ``account_id``; ``purpose`` keeps ``"canary"`` and ``"watermark"`` apart."""
     if isinstance(secret, str):
         secret = secret.encode()
     if not secret:

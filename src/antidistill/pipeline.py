@@ -10,7 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 
-def run_main_job(out: Path, *, seed: int = 7, days: int = 7, console: Console | None = None) -> None:
+def run_main_job(
+    out: Path, *, seed: int = 7, days: int = 7, console: Console | None = None
+) -> None:
     """Simulate ``days`` of traffic into ``out/world`` and print its summary."""
     from antidistill.simulate import simulate_world
     from antidistill.stats import print_stats

@@ -135,7 +135,11 @@ def _castable(have: pa.DataType, want: pa.DataType) -> bool:
     if pa.types.is_floating(want):
         return pa.types.is_floating(have) or pa.types.is_integer(have)
     if pa.types.is_string(want):
-        return pa.types.is_string(have) or pa.types.is_large_string(have) or pa.types.is_dictionary(have)
+        return (
+            pa.types.is_string(have)
+            or pa.types.is_large_string(have)
+            or pa.types.is_dictionary(have)
+        )
     if pa.types.is_boolean(want):
         return pa.types.is_boolean(have)
     return False
@@ -150,8 +154,8 @@ def conform(table: pa.Table, *, source: str = "<table>") -> pa.Table:
     """
     bad = problems(table.schema)
     if bad:
-        raise SchemaError(f"{bad[0].message}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""),
-                          where=source, field=bad[0].field)
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise SchemaError(bad[0].message + more, where=source, field=bad[0].field)
     arrays = []
     for name, typ, _, _ in COLUMNS:
         if name in table.schema.names:

@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        out: Path = typer.Option(Path("out"), help="Directory for the world, detection and report."),
+        out: Path = typer.Option(Path("out"), help="Directory for the world, detection, report."),
         seed: int = typer.Option(7, help="Seed of the simulated world."),
         days: int = typer.Option(7, help="Days of simulated traffic."),
     ) -> None:
