@@ -1,0 +1,175 @@
+"""Scaffold extraction: split each prompt into a template (wrapper) and a payload (the problem).
+
+A distillation pipeline wraps thousands of dataset items in one scaffold ("Solve the following
+problem. Show every step. Problem: ... Put the final answer in \\boxed{}"). Over a batch of
+distinct prompts, the scaffold's sentences recur while each payload sentence is (nearly) unique.
+So a prompt is cut into segments (lines, sentences, "label:" prefixes; a fenced code block stays
+one segment), each segment is masked (numbers, strings, ids... become slots) and counted over the
+*distinct* masked prompts of the batch (its support: prompts that differ only in numbers or other
+slots count once). A segment is scaffold when its support is at least ``min_support`` and either
+twice the support of the rarest segment of the same prompt (the payload: a dataset item re-asked
+under two or three wrappers stays payload) or at least ``HIGH_SUPPORT`` (a sentence common to
+many contexts, even next to other common sentences); the rest is payload. A family of prompts
+that differ *only* in slots is therefore all payload (trivial template, distinct contents).
+
+- template = the masked scaffold segments in order, each run of payload segments replaced by
+  ``{x}`` — the same wrapper around different problems gives the same template;
+- content = the payload segments, unmasked — the same problem in different wrappers gives the
+  same content (when every segment is scaffold the whole normalised text is the content).
+
+Both are order-sensitive hashes over segment hashes; the template's text is only materialised
+once per distinct template (for the near-duplicate families).
+
+Everything is vectorised over Arrow arrays of unique texts; nothing loops per row in Python.
+Support is counted per batch, so a scaffold must recur a few times in the batch to be
+recognised; with fewer texts the whole prompt is payload and the template is the trivial ``{x}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from antidistill.fingerprint.hashing import fast_hash, mix64, powers
+from antidistill.fingerprint.normalize import SLOT_PAYLOAD, mask, protect_code_newlines
+
+#: segment boundaries: line breaks, sentence ends, "label: " prefixes
+SEGMENT_SPLIT = r"\n+|[.!?;]+(?:\s+|$)|:\s+"
+_SLOTS = r"\{(?:n|str|url|email|id|path|code|x)\}"
+_LARGE = pa.large_string()
+_SEQ_SALT = np.uint64(0xD6E8FEB86659FD93)
+#: scaffold segments recur at least RATIO times more than the payload of the same text ...
+RATIO = 2
+#: ... or in at least HIGH_SUPPORT distinct texts (then the whole text may be scaffold)
+HIGH_SUPPORT = 8
+#: a period after these does not end a sentence ("mr. smith", "e.g. this", "j. k. rowling")
+_ABBREVIATIONS = (r"\b(mr|mrs|ms|dr|prof|st|jr|sr|vs|etc|e\.g|i\.e|no|fig|approx|inc|ltd|co|"
+                  r"u\.s|a\.m|p\.m|[a-z])\.")
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Per input text: template hash and content hash; template text of distinct templates."""
+
+    template_hash: np.ndarray  # uint64 per text
+    content_hash: np.ndarray  # uint64 per text
+    template_keys: np.ndarray  # uint64: the distinct template hashes ...
+    template_text: pa.Array  # ... and their texts (for near-duplicate families)
+    masked_hash: np.ndarray  # uint64 per text: the whole text masked (slots folded)
+
+
+def _list_from(parent: np.ndarray, values: pa.Array, n: int) -> pa.LargeListArray:
+    counts = np.bincount(parent, minlength=n) if len(parent) else np.zeros(n, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.LargeListArray.from_arrays(pa.array(offsets), values)
+
+
+def sequence_hash(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Order-sensitive hash of each owner's run of uint64 values (owner sorted ascending)."""
+    out = np.zeros(n, dtype=np.uint64)
+    counts = np.bincount(owner, minlength=n) if len(owner) else np.zeros(n, dtype=np.int64)
+    if len(values):
+        starts = np.cumsum(counts) - counts
+        pos_from_end = counts[owner] - 1 - (np.arange(len(owner)) - starts[owner])
+        with np.errstate(over="ignore"):
+            terms = mix64(values) * powers(int(counts.max()))[pos_from_end]
+        nz = counts > 0
+        out[nz] = np.add.reduceat(terms, starts[nz])
+    with np.errstate(over="ignore"):
+        return mix64(out + counts.astype(np.uint64) * _SEQ_SALT + _SEQ_SALT)
+
+
+#: hash of one payload slot: a template reduced to ``{x}``
+SLOT_HASH = np.uint64(0x5E6A_1D0C_2B7F_3A91)
+TRIVIAL_HASH = int(sequence_hash(np.array([SLOT_HASH]), np.zeros(1, dtype=np.int64), 1)[0])
+
+
+def extract(normalized: pa.Array, *, min_support: int = 3,
+            text_hash: np.ndarray | None = None) -> Templates:
+    """Templates and content hashes of already-normalised texts (see module docstring).
+
+    The caller should pass each distinct normalised text once: support counts texts, so a
+    prompt repeated verbatim does not make its own sentences look like a scaffold.
+    ``text_hash`` (the texts' :func:`fast_hash`) is the content of texts without payload.
+    """
+    n = len(normalized)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.uint64)
+        return Templates(empty, empty, empty, pa.array([], _LARGE), empty)
+    normalized = normalized.cast(_LARGE)
+    if text_hash is None:
+        text_hash = fast_hash(normalized)
+    guarded = pc.replace_substring_regex(protect_code_newlines(normalized), _ABBREVIATIONS, "\\1")
+    parts = pc.split_pattern_regex(guarded, SEGMENT_SPLIT)
+    flat = pc.utf8_trim_whitespace(parts.flatten())
+    parent = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
+    keep = np.asarray(pc.greater(pc.utf8_length(flat), 0).fill_null(False))
+    flat = flat.filter(pa.array(keep))
+    parent = parent[keep]
+
+    # scaffold sentences repeat across texts: mask and hash each distinct segment once
+    enc = pc.dictionary_encode(flat)
+    seg_index = np.asarray(enc.indices, dtype=np.int64)
+    distinct = enc.dictionary
+    masked_d = mask(distinct)
+    raw_hash = fast_hash(distinct)[seg_index]
+    masked_hash_d = fast_hash(masked_d)
+    key = masked_hash_d[seg_index]
+    # a segment made only of slots (a number, a code block, a quoted string) is payload
+    words = pc.match_substring_regex(pc.replace_substring_regex(masked_d, _SLOTS, ""),
+                                     r"\p{L}\p{L}")
+    has_words = np.asarray(words.fill_null(False))[seg_index]
+
+    # support counts distinct *masked* texts: a dataset item re-sent under a wrapper that only
+    # varies a number ("item 17 of 500") is one context, not many
+    masked_text = sequence_hash(key, parent, n)
+    support = _distinct_support(key, masked_text[parent])
+    # a segment is scaffold when it recurs clearly more than the text's rarest segment (the
+    # payload), or so often that no dataset item would be re-asked that many times
+    rarest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(rarest, parent[has_words], support[has_words])
+    bar = np.maximum(min_support, np.minimum(RATIO * rarest[parent], HIGH_SUPPORT))
+    scaffold = (support >= bar) & has_words
+
+    # template: scaffold keys in order, each run of payload segments as one slot
+    prev_same = np.zeros(len(parent), dtype=bool)
+    prev_same[1:] = parent[1:] == parent[:-1]
+    prev_payload = np.zeros(len(parent), dtype=bool)
+    prev_payload[1:] = ~scaffold[:-1]
+    kept = scaffold | ~(prev_same & prev_payload)
+    reprs = np.where(scaffold, key, SLOT_HASH)[kept]
+    template = sequence_hash(reprs, parent[kept], n)
+    no_segments = np.bincount(parent, minlength=n) == 0
+    template[no_segments] = np.uint64(TRIVIAL_HASH)
+
+    payload = ~scaffold
+    content = sequence_hash(raw_hash[payload], parent[payload], n)
+    no_payload = np.bincount(parent[payload], minlength=n) == 0
+    content[no_payload] = text_hash[no_payload]
+
+    # the text of each distinct template, built for one representative text only
+    keys, first = np.unique(template, return_index=True)
+    seg_repr = pc.if_else(pa.array(scaffold), masked_d.take(pa.array(seg_index)),
+                          pa.scalar(SLOT_PAYLOAD, _LARGE))
+    lists = _list_from(parent[kept], seg_repr.filter(pa.array(kept)), n).take(pa.array(first))
+    text = pc.fill_null(pc.binary_join(lists, pa.scalar("\n", _LARGE)), "")
+    return Templates(template, content, keys, text, masked_text)
+
+
+def _distinct_support(key: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """For every segment: in how many distinct texts (``parent`` ids) its key occurs."""
+    if len(key) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((parent, key))
+    k, p = key[order], parent[order]
+    new_pair = np.ones(len(k), dtype=bool)
+    new_pair[1:] = (k[1:] != k[:-1]) | (p[1:] != p[:-1])
+    uk, inverse = np.unique(k, return_inverse=True)
+    per_key = np.bincount(inverse, weights=new_pair, minlength=len(uk)).astype(np.int64)
+    out = np.empty(len(key), dtype=np.int64)
+    out[order] = per_key[inverse]
+    return out

@@ -1,0 +1,50 @@
+"""Apply the shipped scorer to prepared accounts: risk, flag, reasons, cluster context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from antidistill.scoring.model import CLUSTER_FEATURES, ScoringModel, cluster_features
+from antidistill.scoring.reasons import reasons_for
+
+if TYPE_CHECKING:
+    from antidistill.detect import Prepared
+
+
+@dataclass
+class Scored:
+    """The prepared account table with risk, flagged, cluster_id, reasons and stage outputs."""
+
+    accounts: pa.Table
+    contributions: np.ndarray
+
+
+def score(prep: Prepared, model: ScoringModel) -> Scored:
+    """Stage 1 → cluster context → stage 2 → isotonic calibration → threshold → reasons."""
+    ids = prep.account_ids
+    x = prep.matrix()
+    p1 = model.own_score(x)
+    harvest = prep.column("share_harvest_like")
+    n_ex = prep.column("n_exchanges")
+    c = cluster_features(ids, p1, harvest, n_ex, prep.clustering)
+    x2 = np.hstack([x, c]) if len(ids) else np.zeros((0, x.shape[1] + len(CLUSTER_FEATURES)))
+    raw = model.raw_score(x2)
+    risk = model.calibrate(raw)
+    flagged = risk >= model.threshold
+    contrib = model.contributions(x2)
+    table = prep.accounts
+    table = table.append_column("own_score", pa.array(p1, pa.float64()))
+    for j, name in enumerate(CLUSTER_FEATURES):
+        table = table.append_column(name, pa.array(c[:, j] if len(ids) else [], pa.float64()))
+    table = table.append_column("risk", pa.array(risk, pa.float64()))
+    table = table.append_column("flagged", pa.array(flagged, pa.bool_()))
+    table = table.append_column(
+        "cluster_id", pa.array([prep.clustering.cluster_of.get(a) for a in ids], pa.string()))
+    rows = table.to_pylist()
+    reasons = reasons_for(rows, contrib)
+    table = table.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
+    return Scored(table, contrib)

@@ -1,0 +1,74 @@
+"""Training the two-stage scorer on labelled worlds (used by ``benchmarks/train_scoring.py``).
+
+Stage 2 learns from cluster features built on *out-of-fold* stage-1 scores (each training world
+is scored by a stage 1 that never saw it), so it learns how much to trust peers as they will look
+at detection time, not as an overfitted stage 1 makes them look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+from antidistill.features.accounts import FEATURES
+from antidistill.linking.communities import Clustering
+from antidistill.scoring.model import (
+    STAGE2_FEATURES,
+    ScoringModel,
+    cluster_features,
+    fit_booster,
+)
+
+
+@dataclass
+class WorldData:
+    """One labelled world, prepared by the detection pipeline (features + clustering)."""
+
+    name: str
+    accounts: list[str]
+    x: np.ndarray
+    harvest: np.ndarray
+    n_exchanges: np.ndarray
+    clustering: Clustering
+    y: np.ndarray
+
+
+def _stage2_matrix(world: WorldData, p1: np.ndarray) -> np.ndarray:
+    c = cluster_features(world.accounts, p1, world.harvest, world.n_exchanges, world.clustering)
+    return np.hstack([world.x, c])
+
+
+def train(worlds: list[WorldData], calibration: WorldData, *,
+          threshold: float = 0.5, meta: dict[str, Any] | None = None) -> ScoringModel:
+    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration``."""
+    if not worlds:
+        raise ValueError("need at least one training world")
+    x_all = np.vstack([w.x for w in worlds])
+    y_all = np.concatenate([w.y for w in worlds])
+    stage1 = fit_booster(x_all, y_all, FEATURES)
+    x2_parts = []
+    for i, world in enumerate(worlds):
+        others = [w for j, w in enumerate(worlds) if j != i]
+        if others:
+            s1 = fit_booster(np.vstack([w.x for w in others]),
+                             np.concatenate([w.y for w in others]), FEATURES)
+            p1 = np.asarray(s1.predict(world.x), dtype=np.float64)
+        else:
+            p1 = np.asarray(stage1.predict(world.x), dtype=np.float64)
+        x2_parts.append(_stage2_matrix(world, p1))
+    stage2 = fit_booster(np.vstack(x2_parts), y_all, STAGE2_FEATURES)
+    p1c = np.asarray(stage1.predict(calibration.x), dtype=np.float64)
+    raw_c = np.asarray(stage2.predict(_stage2_matrix(calibration, p1c)), dtype=np.float64)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(raw_c, calibration.y.astype(np.float64))
+    knots_x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+    knots_y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+    info = dict(meta or {})
+    info.update({
+        "train_worlds": [w.name for w in worlds], "calibration_world": calibration.name,
+        "train_accounts": len(y_all), "train_positives": int(y_all.sum()),
+    })
+    return ScoringModel(stage1, stage2, knots_x, knots_y, threshold=threshold, meta=info)

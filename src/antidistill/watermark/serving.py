@@ -1,0 +1,54 @@
+"""What a model server needs to watermark one request: the account's key, from gateway headers.
+
+When a policy turns watermarking on for an account or tier, the gateway forwards
+``X-Antidistill-Account`` (and ``X-Antidistill-Watermark-Key-Id``, the public id of the key it
+expects, plus optionally ``X-Antidistill-Watermark-Epoch``). The model server holds the same
+master secret, derives the key itself and checks the key id, so a gateway and a model server
+whose secrets or epochs disagree fail loudly instead of watermarking with a key nobody can trace.
+Torch-free, so it is shared by the transformers and vLLM adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from antidistill.errors import ConfigError, InputError
+from antidistill.watermark.keys import WatermarkKey, epoch_at, watermark_key
+
+HEADER_ACCOUNT = "X-Antidistill-Account"
+HEADER_KEY_ID = "X-Antidistill-Watermark-Key-Id"
+HEADER_EPOCH = "X-Antidistill-Watermark-Epoch"
+
+
+def current_epoch(period_days: int = 30, now: datetime | None = None) -> int:
+    """The rotation epoch in force now (see :func:`epoch_at`)."""
+    return epoch_at(now or datetime.now(UTC), period_days)
+
+
+def key_from_headers(headers: Mapping[str, str], secret: bytes | str, *,
+                     period_days: int = 30) -> WatermarkKey | None:
+    """The key to watermark this request with, or ``None`` when the gateway did not ask.
+
+    Header names are matched case-insensitively. A key id that does not match the derived key
+    raises :class:`ConfigError` (secret or epoch mismatch between gateway and model server).
+    """
+    low = {k.lower(): v for k, v in headers.items()}
+    account = low.get(HEADER_ACCOUNT.lower())
+    expected = low.get(HEADER_KEY_ID.lower())
+    if not account:
+        if expected:
+            raise InputError("watermark key id sent without an account", field=HEADER_ACCOUNT)
+        return None
+    raw_epoch = low.get(HEADER_EPOCH.lower())
+    try:
+        epoch = int(raw_epoch) if raw_epoch is not None else current_epoch(period_days)
+    except ValueError as exc:
+        raise InputError(f"not an integer: {raw_epoch!r}", field=HEADER_EPOCH) from exc
+    key = watermark_key(secret, account, epoch)
+    if expected and expected != key.key_id:
+        raise ConfigError(
+            f"key id {expected} does not match this server's key for account {account!r} "
+            f"epoch {epoch} ({key.key_id}): gateway and model server disagree on secret or epoch",
+            field=HEADER_KEY_ID)
+    return key
