@@ -3,7 +3,7 @@ real corpus text, quality impact, detector throughput, radioactivity power vs da
 
 Run by hand (CPU only, no downloads, a few minutes):
 
-    .venv/bin/python benchmarks/bench_watermark.py [--quick]
+    .venv/bin/python benchmarks/bench_watermark.py [--quick] [--out PATH]
 
 Writes ``benchmarks/results/watermark.json``. Timings are compared against baselines measured in
 the same run (a per-key Python loop and un-chunked numpy hashing), never against fixed numbers.
@@ -63,6 +63,10 @@ def summary(xs: list[float]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    ap.add_argument("--clean", type=int, default=0,
+                    help="unwatermarked corpus texts for the false-attribution rate "
+                    "(default 300 with --quick, else 2000)")
+    ap.add_argument("--out", type=Path, default=OUT, help="where to write the JSON results")
     args = ap.parse_args()
     q = args.quick
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -76,11 +80,11 @@ def main() -> None:
     vocab = len(tok)
     enc = tok(texts, add_special_tokens=False)["input_ids"]
     train_a, train_b, held = enc[0::3], enc[1::3], enc[2::3]
-    steps = 150 if q else 400
-    teacher = tm.tiny_gpt2(vocab, n_embd=64, n_layer=2, seed=0)
-    loss_t = tm.train_lm(teacher, train_a, steps=steps, batch_size=16, seq_len=64, lr=5e-3)
-    reference = tm.tiny_gpt2(vocab, n_embd=64, n_layer=2, seed=1)
-    loss_r = tm.train_lm(reference, train_b, steps=steps, batch_size=16, seq_len=64, lr=5e-3,
+    steps = 100 if q else 400
+    teacher = tm.tiny_gpt2(vocab, n_positions=320, n_embd=64, n_layer=2, seed=0)
+    loss_t = tm.train_lm(teacher, train_a, steps=steps, batch_size=16, seq_len=64, lr=3e-3)
+    reference = tm.tiny_gpt2(vocab, n_positions=320, n_embd=64, n_layer=2, seed=1)
+    loss_r = tm.train_lm(reference, train_b, steps=steps, batch_size=16, seq_len=64, lr=3e-3,
                          seed=1)
     res["models"] = {"vocab": vocab, "steps": steps, "teacher_final_loss": loss_t[-1],
                      "reference_final_loss": loss_r[-1], "n_embd": 64, "n_layer": 2}
@@ -90,7 +94,7 @@ def main() -> None:
     key = watermark_key(SECRET, "acct-000001", 0)
 
     # --- evidence needed + quality impact
-    n_gen, gen_len = (16, 200) if q else (40, 300)
+    n_gen, gen_len = (16, 200) if q else (40, 300)  # gen_len + 8 <= n_positions
     plain = tm.sample(teacher, prompts[:n_gen], gen_len, seed=11)
     ppl_plain = tm.perplexity(reference, prompts[:n_gen], plain)
     res["evidence_and_quality"] = {"reference_ppl_unwatermarked": ppl_plain, "by_delta": {}}
@@ -174,7 +178,7 @@ def main() -> None:
         f"{1e3 * statistics.median(lat2):.1f} ms (50k keys); python loop {1e3 * loop_s:.0f} ms")
 
     # --- false attribution on real (unwatermarked) corpus text
-    n_clean = 300 if q else 2000
+    n_clean = args.clean or (300 if q else 2000)
     clean = [s[:200] for s in held if len(s) >= 50]
     idx = np.random.default_rng(7).choice(len(clean), min(n_clean, len(clean)), replace=False)
     fa3 = fa6 = 0
@@ -207,9 +211,9 @@ def main() -> None:
     res["radioactivity"] = radioactivity(texts, q)
     res["env"]["loadavg_end"] = os.getloadavg()[0]
     res["env"]["total_s"] = time.perf_counter() - t_all
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2, default=float))
-    log(f"wrote {OUT}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2, default=float))
+    log(f"wrote {args.out}")
 
 
 def radioactivity(texts: list[str], quick: bool) -> dict[str, Any]:

@@ -25,8 +25,12 @@ CACHE = ROOT / "benchmarks" / ".cache" / "worlds"
 DEFAULT_OUT = ROOT / "src" / "antidistill" / "data" / "models" / "scoring_v1.json"
 
 
-def world_data(world: Path, name: str):  # type: ignore[no-untyped-def]
-    """Prepare one labelled world with the same code detection runs."""
+def world_data(world: Path, name: str, until_hours: float | None = None):  # type: ignore[no-untyped-def]
+    """Prepare one labelled world with the same code detection runs.
+
+    ``until_hours``: only the first hours of the log, as a replay with ``--until`` sees it (so
+    the model also learns what campaigns look like on their first day).
+    """
     from antidistill.detect import connect, prepare, read_models
     from antidistill.scoring.train import WorldData
 
@@ -34,7 +38,13 @@ def world_data(world: Path, name: str):  # type: ignore[no-untyped-def]
     tmp = Path(tempfile.mkdtemp(prefix="antidistill-train-"))
     try:
         con = connect(tmp)
-        prep = prepare(con, [log], models=read_models(None, [log]))
+        until = None
+        if until_hours is not None:
+            from datetime import timedelta
+
+            first = con.execute("SELECT min(ts) FROM read_parquet(?)", [str(log)]).fetchall()
+            until = first[0][0] + timedelta(hours=until_hours)
+        prep = prepare(con, [log], models=read_models(None, [log]), until=until)
         con.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -43,7 +53,8 @@ def world_data(world: Path, name: str):  # type: ignore[no-untyped-def]
     ids = prep.account_ids
     y = np.array([1.0 if is_campaign.get(a, False) else 0.0 for a in ids])
     return WorldData(name, ids, prep.matrix(), prep.column("share_harvest_like"),
-                     prep.column("n_exchanges"), prep.clustering, y)
+                     prep.column("n_exchanges"), prep.clustering, y,
+                     group=name.split("-first-")[0])
 
 
 def simulated(seed: int) -> Path:
@@ -63,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="pre-built labelled worlds to train on (instead of seeds)")
     ap.add_argument("--calib-world", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--cutoff-hours", type=float, nargs="*", default=[24.0, 48.0],
+                    help="also train on each training world truncated to these first hours")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     from antidistill.scoring.train import train
@@ -75,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"worlds": [str(w) for w in args.world], "calibration": str(args.calib_world)}
     else:
         worlds = [world_data(simulated(s), f"seed-{s}") for s in args.train_seeds]
+        worlds += [world_data(simulated(s), f"seed-{s}-first-{h:g}h", until_hours=h)
+                   for s in args.train_seeds for h in args.cutoff_hours]
         calib = world_data(simulated(args.calib_seed), f"seed-{args.calib_seed}")
         meta = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
-                "evasion": "v1"}
+                "evasion": "v1", "cutoff_hours": args.cutoff_hours}
     model = train(worlds, calib, threshold=args.threshold, meta=meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)

@@ -185,3 +185,26 @@ def test_fingerprint_is_row_aligned_and_robust() -> None:
     assert _fp([]).num_rows == 0
     with pytest.raises(InputError):
         fingerprint(pa.array(["a"]), pa.array(["a", "b"]))
+
+
+def test_signature_of_a_union_is_the_minimum_of_signatures() -> None:
+    # scaffold signatures are combined per segment and with the system prompt's this way
+    from antidistill.fingerprint.families import signatures
+
+    parts = pa.array(["solve the problem below carefully", "show every step", "{x}"])
+    sig, has = signatures(parts)
+    _owner, values = shingles(parts)
+    union = minhash_signatures(np.zeros(len(values), dtype=np.int64), values, 1)
+    assert has.all() and (sig.min(axis=0) == union[0]).all()
+
+
+def test_encode_unique_is_chunk_invariant_and_merges_normalised_duplicates() -> None:
+    from antidistill.fingerprint import encode_unique
+
+    arr = pa.array(["Hello  World", "hello world", None, "", "other", "Hello World"], pa.string())
+    whole = encode_unique(arr)
+    chunked = encode_unique(pa.chunked_array([arr.slice(0, 2), arr.slice(2, 3), arr.slice(5)]))
+    assert whole.texts.to_pylist() == chunked.texts.to_pylist()
+    assert list(whole.index) == list(chunked.index)
+    idx = whole.index
+    assert idx[0] == idx[1] == idx[5] and idx[2] == idx[3] and len(set(idx)) == 3

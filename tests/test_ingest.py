@@ -442,3 +442,14 @@ def test_parquet_overflowing_int32_takes_the_row_path(tmp_path: Path) -> None:
     r = ingest([f], tmp_path / "o", progress=False)
     assert (r.accepted, r.reasons) == (1, {"out_of_range": 1})
     assert rows_of(tmp_path / "o")[0]["asn"] == 5
+
+
+def test_simulated_world_round_trips_unchanged(tmp_path: Path) -> None:
+    """The simulator writes schema v1: ingesting it must accept every row and change nothing."""
+    simulate = pytest.importorskip("antidistill.simulate")
+    simulate.simulate_world(tmp_path / "world", days=1, exchanges=10_000, progress=False)
+    r = ingest([tmp_path / "world" / "exchanges.parquet"], tmp_path / "norm", progress=False)
+    assert r.quarantined == 0 and r.accepted == r.read > 0
+    a = pa.Table.from_batches(list(read_exchanges([tmp_path / "world"])))
+    b = pa.Table.from_batches(list(read_exchanges([tmp_path / "norm"])))
+    assert a.sort_by("request_id").equals(b.sort_by("request_id"))

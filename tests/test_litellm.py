@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.test_gateway import SECRET, TEMPLATE, write_world
 
 from antidistill.gateway.app import GatewayConfig
 from antidistill.gateway.canary import detect_canary
 from antidistill.gateway.devserver import ServerThread, make_upstream
 from antidistill.gateway.guardrail_api import PATH, create_guardrail_app
+from test_gateway import SECRET, TEMPLATE, write_world
 
 TOKEN = "guardrail-token"
 THINK = "<think>secret plan: first do X</think>Answer: you do not need it, for example here."

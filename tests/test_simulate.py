@@ -156,7 +156,7 @@ def test_team_members_share_org_payment_and_office_ip(db: duckdb.DuckDBPyConnect
 
 
 def test_enterprise_batch_is_one_template_pinned_model_steady(
-        db: duckdb.DuckDBPyConnection) -> None:
+        world: tuple[Path, WorldSummary], db: duckdb.DuckDBPyConnection) -> None:
     rows = db.execute(
         "SELECT account_id, count(*), count(DISTINCT system_prompt), count(DISTINCT model), "
         "count(DISTINCT left(prompt, 60)), bool_and(verified), any_value(account_type), "
@@ -174,7 +174,7 @@ def test_enterprise_batch_is_one_template_pinned_model_steady(
         "date_trunc('hour', ts) h, count(*) c FROM el WHERE population = 'enterprise_batch' "
         "GROUP BY 1, 2) GROUP BY 1").fetchall()
     for _, cv, hours in hourly:
-        assert hours == 72 and cv < 0.35  # every hour, 24/7, steady
+        assert hours == world[1].days * 24 and cv < 0.35  # every hour, 24/7, steady
 
 
 def test_eval_runners_run_a_benchmark_once_in_a_burst(
@@ -187,7 +187,8 @@ def test_eval_runners_run_a_benchmark_once_in_a_burst(
         "AND temperature = 0 AND max_tokens IS NOT NULL GROUP BY 1").fetchall()
     assert len(bursts) >= 3
     for _, n, distinct, hours, _, _, _ in bursts:
-        assert n >= 80 and distinct == n and hours < 3  # each item once, in a burst
+        # each item once (a few benchmark items share their text), in a burst
+        assert n >= 80 and distinct >= 0.98 * n and hours < 3
     rel = release(out)
     launch = [b for b in bursts if b[5] == "atlas-4" and rel <= b[4] < rel + timedelta(hours=24)]
     assert launch, "some runners evaluate the new model on its release day"
@@ -358,3 +359,16 @@ def test_banned_hydra_accounts_end_in_blocked_retries(db: duckdb.DuckDBPyConnect
     assert all(out == 0 for *_, out in rows)
     assert one(db, "SELECT count(*) FROM el WHERE status = 'blocked' AND campaign IS NULL"
                )[0] == 0
+
+
+def test_string_columns_keep_dictionary_pages(world: tuple[Path, WorldSummary]) -> None:
+    """Guards the writer's invariant: dictionaries handed to Parquet hold distinct values.
+    If one did not, Parquet would silently fall back to plain pages (slower, and we saw such
+    pages come out with run-to-run different bytes)."""
+    out, _ = world
+    meta = pq.read_metadata(out / "exchanges.parquet")
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    for rg in range(meta.num_row_groups):
+        for name in ("account_id", "payment_fp", "ip", "client_fp", "system_prompt", "model"):
+            col = meta.row_group(rg).column(names.index(name))
+            assert "RLE_DICTIONARY" in col.encodings, (rg, name, col.encodings)

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binom
 
 from antidistill.errors import ConfigError, InputError
-from antidistill.keys import derive_key
+from antidistill.keys import derive_key, key_id
 from antidistill.watermark.attribute import adjust, attribute_tokens
 from antidistill.watermark.detect import binomial_pvalue, score_tokens, tail_table
 from antidistill.watermark.greenlist import (
@@ -149,6 +149,10 @@ def test_key_from_headers_checks_key_id() -> None:
     hdrs = {HEADER_ACCOUNT.lower(): "acct-9", HEADER_KEY_ID: key.key_id, HEADER_EPOCH: "5"}
     assert key_from_headers(hdrs, "s") == key
     assert key_from_headers({}, "s") is None
+    # what the gateway forwards today: key_id(derive_key(secret, account, purpose="watermark"))
+    gateway_kid = key_id(derive_key("s", "acct-9", purpose="watermark"))
+    assert key_from_headers({HEADER_ACCOUNT: "acct-9", HEADER_KEY_ID: gateway_kid}, "s") == \
+        watermark_key("s", "acct-9", 0)
     with pytest.raises(ConfigError, match="disagree"):
         key_from_headers(hdrs, "other-secret")
     with pytest.raises(InputError, match="Epoch"):

@@ -178,11 +178,11 @@ def time_to_detect(log_paths: Sequence[str | Path], labels: pa.Table, *, work: P
     t_min: datetime | None = None
     t_max: datetime | None = None
     for batch in read_log(log_paths, columns=["ts", "account_id"]):
-        per = pa.Table.from_batches([batch]).group_by("account_id").aggregate(
+        spans = pa.Table.from_batches([batch]).group_by("account_id").aggregate(
             [("ts", "min"), ("ts", "max")])
-        for a, lo, hi in zip(per.column("account_id").to_pylist(),
-                             per.column("ts_min").to_pylist(),
-                             per.column("ts_max").to_pylist(), strict=True):
+        for a, lo, hi in zip(spans.column("account_id").to_pylist(),
+                             spans.column("ts_min").to_pylist(),
+                             spans.column("ts_max").to_pylist(), strict=True):
             t_min = lo if t_min is None or lo < t_min else t_min
             t_max = hi if t_max is None or hi > t_max else t_max
             c = camp_of.get(a)

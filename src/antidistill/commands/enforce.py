@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -286,7 +287,7 @@ def register(app: typer.Typer) -> None:
             p = json.loads(params)
         except ValueError as exc:
             raise ConfigError(f"not JSON: {exc}", field="params") from exc
-        body = {
+        body: dict[str, Any] = {
             "account_id": account,
             "who": who,
             "reason": reason,
@@ -362,9 +363,9 @@ def _admin_call(
     gateway: str,
     path: str,
     *,
-    params: dict[str, object] | None = None,
-    body: dict[str, object] | None = None,
-) -> dict[str, object]:
+    params: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Call a gateway's admin API with env ANTIDISTILL_ADMIN_TOKEN; one-line errors."""
     import httpx
 

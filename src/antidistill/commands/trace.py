@@ -61,11 +61,8 @@ def _tokenizer(path: Path | None) -> Any:
     return tinymodels.load_tokenizer(path) if path else tinymodels.corpus_tokenizer()
 
 
-def _epochs(epoch: int | None, previous: int, period_days: int) -> list[int]:
-    from antidistill.watermark.serving import current_epoch
-
-    now = current_epoch(period_days) if epoch is None else epoch
-    return [now - i for i in range(previous + 1) if now - i >= 0]
+def _epochs(epoch: int, previous: int) -> list[int]:
+    return [epoch - i for i in range(previous + 1) if epoch - i >= 0]
 
 
 def _fmt_p(p: float) -> str:
@@ -79,9 +76,8 @@ def register(app: typer.Typer) -> None:
         accounts: Path = typer.Option(..., "--accounts", help="Account ids, one per line."),
         secret: str | None = _SECRET,
         tokenizer: Path | None = _TOKENIZER,
-        epoch: int | None = typer.Option(None, help="Current key epoch (default: from the clock)."),
+        epoch: int = typer.Option(0, help="Current key epoch (0 until keys are rotated)."),
         previous_epochs: int = typer.Option(1, help="Also test this many earlier epochs."),
-        period_days: int = typer.Option(30, help="Key rotation period in days."),
         alpha: float = typer.Option(1e-3, help="Family-wise error rate across all keys."),
         method: str = typer.Option("holm", help="holm or bonferroni."),
         top: int = typer.Option(5, help="Candidates to show."),
@@ -105,7 +101,7 @@ def register(app: typer.Typer) -> None:
         ids = read_accounts(accounts)
         console = Console()
         with console.status("deriving keys and tokenising"):
-            ring = KeyRing.build(key_secret, ids, _epochs(epoch, previous_epochs, period_days))
+            ring = KeyRing.build(key_secret, ids, _epochs(epoch, previous_epochs))
             tokens = encode(_tokenizer(tokenizer), text)
         res = attribute_tokens(tokens, ring, WatermarkConfig(gamma=gamma,
                                context_width=context_width), alpha=alpha,

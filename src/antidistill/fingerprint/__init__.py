@@ -16,11 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from antidistill.fingerprint.families import families
-from antidistill.fingerprint.hashing import combine, fast_hash
-from antidistill.fingerprint.normalize import mask, normalize
+from antidistill.fingerprint.cache import HashCache, cached_rows
+from antidistill.fingerprint.families import NUM_PERM, families_of, signatures
+from antidistill.fingerprint.hashing import combine, fast_hash, unique, unique_values
+from antidistill.fingerprint.normalize import SLOT_PAYLOAD, mask, normalize
 from antidistill.fingerprint.specificity import template_specificity
-from antidistill.fingerprint.templates import TRIVIAL_HASH, extract
+from antidistill.fingerprint.templates import SLOT_HASH, TRIVIAL_HASH, Templates, extract
 
 #: the template of a prompt without any recognised scaffold and without a system prompt
 TRIVIAL_TEMPLATE_HASH: int = TRIVIAL_HASH
@@ -35,7 +36,7 @@ FINGERPRINT_SCHEMA = pa.schema([
 ])
 
 __all__ = ["FINGERPRINT_SCHEMA", "MAX_CHARS", "TRIVIAL_TEMPLATE_HASH", "Encoded",
-           "encode_unique", "fingerprint", "fingerprint_details", "mask", "normalize",
+           "Templates", "encode_unique", "fingerprint", "fingerprint_details", "mask", "normalize",
            "template_specificity"]
 
 
@@ -51,20 +52,88 @@ class Encoded:
         self.hashes = hashes  # uint64 per distinct text (fast_hash)
 
 
+def _take(column: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``column.take(rows)`` as one array, gathered chunk by chunk (a chunked take would first
+    concatenate every chunk: a copy of the whole column)."""
+    if isinstance(column, pa.Array):
+        return column.take(pa.array(rows))
+    if column.num_chunks == 1:
+        return column.chunk(0).take(pa.array(rows))
+    bounds = np.cumsum([0] + [len(c) for c in column.chunks])
+    which = np.searchsorted(bounds, rows, side="right") - 1
+    order = np.argsort(which, kind="stable")
+    parts = [column.chunk(int(c)).take(pa.array(rows[order][which[order] == c] - bounds[c]))
+             for c in unique_values(which)]
+    gathered = pa.concat_arrays([p.cast(pa.large_string()) for p in parts])
+    return gathered.take(pa.array(np.argsort(order, kind="stable")))
+
+
 def encode_unique(column: pa.Array | pa.ChunkedArray, *, max_chars: int = MAX_CHARS) -> Encoded:
-    """Deduplicate raw strings (Arrow hash table), normalise each once, deduplicate again."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    """Deduplicate raw strings, normalise each once, deduplicate again.
+
+    Rows are deduplicated by their DuckDB hash (multi-threaded, reads the Arrow buffers in
+    place: no copy of the column), then only the distinct strings are gathered and normalised.
+    Two different strings with the same 64-bit hash would be merged; at 2**-64 per pair this is
+    negligible next to the input sizes a process handles.
+    """
     if pa.types.is_null(column.type):
         column = column.cast(pa.string())
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    enc = pc.dictionary_encode(pc.fill_null(column, ""))
-    raw_index = np.asarray(enc.indices, dtype=np.int64)
-    norm = normalize(enc.dictionary, max_chars=max_chars)
+    row_hash = fast_hash(column)
+    _, first, raw_index = unique(row_hash)
+    raw = _take(column, first)
+    norm = normalize(raw, max_chars=max_chars)
     h = fast_hash(norm)
-    uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    return Encoded(norm.take(pa.array(first)), inverse[raw_index].astype(np.int64), uniq)
+    uniq, first_n, inverse = unique(h)
+    return Encoded(norm.take(pa.array(first_n)), inverse[raw_index].astype(np.int64), uniq)
+
+
+#: MinHash signatures of scaffolds and system prompts seen in this process (64 uint64 each:
+#: 100k entries are about 51 MB)
+_SIGNATURES = HashCache(max_entries=100_000)
+_SIG_SALT = np.full(1, 0x5349474E, dtype=np.uint64)
+
+
+def _cached_signatures(texts: pa.Array, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(signatures, has-shingles) of distinct texts with distinct ``keys``, via the cache.
+
+    The has-shingles flag is stored as an extra column (0/1) after the signature.
+    """
+    def compute(miss: np.ndarray) -> np.ndarray:
+        sig, has = signatures(texts.take(pa.array(miss)))
+        return np.hstack([sig, has.astype(np.uint64)[:, None]])
+
+    rows = cached_rows(_SIGNATURES, combine(keys, _SIG_SALT), compute, (NUM_PERM + 1,),
+                       np.uint64)
+    return rows[:, :NUM_PERM], rows[:, NUM_PERM] > 0
+
+
+def _template_signatures(tpl: Templates) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures of the distinct templates as the minimum over their parts' signatures.
+
+    A template is its scaffold segments and payload slots; each distinct masked scaffold
+    segment is shingled once per process (cached). Word bigrams that would span two segments
+    are not shingles, so this equals MinHash over the union of the segments' shingle sets.
+    """
+    n_t = len(tpl.template_keys)
+    sig = np.full((n_t, NUM_PERM), np.iinfo(np.uint64).max, dtype=np.uint64)
+    has = np.zeros(n_t, dtype=bool)
+    if len(tpl.part_template) == 0:
+        return sig, has
+    used, _, part_row = unique(tpl.part_segment)  # -1 (slot) first
+    is_seg = used >= 0
+    texts = pa.concat_arrays([pa.array([SLOT_PAYLOAD], pa.large_string()),
+                              tpl.masked_segments.take(pa.array(used[is_seg])).cast(
+                                  pa.large_string())])
+    keys = np.concatenate([[SLOT_HASH], tpl.masked_segment_hash[used[is_seg]]])
+    part_sig, part_has = _cached_signatures(texts, keys.astype(np.uint64))
+    if is_seg[0]:  # no payload slot among the parts: drop the slot's row
+        part_sig, part_has = part_sig[1:], part_has[1:]
+    counts = np.bincount(tpl.part_template, minlength=n_t)
+    nz = counts > 0
+    starts = (np.cumsum(counts) - counts)[nz]
+    sig[nz] = np.minimum.reduceat(part_sig[part_row], starts, axis=0)
+    has[nz] = np.maximum.reduceat(part_has[part_row].astype(np.int8), starts) > 0
+    return sig, has
 
 
 def fingerprint(prompt: pa.Array | pa.ChunkedArray,
@@ -84,12 +153,12 @@ def fingerprint(prompt: pa.Array | pa.ChunkedArray,
 
 def fingerprint_details(prompt: pa.Array | pa.ChunkedArray,
                         system_prompt: pa.Array | pa.ChunkedArray | None = None, *,
-                        min_support: int = MIN_SUPPORT,
-                        prompts: Encoded | None = None) -> tuple[pa.Table, np.ndarray]:
-    """:func:`fingerprint` plus, per distinct prompt of ``prompts``, the hash of its masked text.
+                        min_support: int = MIN_SUPPORT, prompts: Encoded | None = None,
+                        systems: Encoded | None = None) -> tuple[pa.Table, Templates]:
+    """:func:`fingerprint` plus the per-distinct-prompt :class:`Templates` (with segments).
 
-    Texts that differ only in slots (numbers, quoted strings, ids) share that hash, so the
-    request classifiers can score each masked form once.
+    The request classifiers reuse the segments (see :mod:`antidistill.features.textvec`).
+    ``systems`` lets a caller reuse an encoding of the system-prompt column.
     """
     n = len(prompt)
     if system_prompt is not None and len(system_prompt) != n:
@@ -98,14 +167,14 @@ def fingerprint_details(prompt: pa.Array | pa.ChunkedArray,
         raise InputError(f"system_prompt has {len(system_prompt)} rows, prompt has {n}",
                          field="system_prompt")
     enc = prompts or encode_unique(prompt)
-    if n == 0:
-        return FINGERPRINT_SCHEMA.empty_table(), np.zeros(len(enc.texts), dtype=np.uint64)
     tpl = extract(enc.texts, min_support=min_support, text_hash=enc.hashes)
+    if n == 0:
+        return FINGERPRINT_SCHEMA.empty_table(), tpl
     if system_prompt is None:
         sys_index = np.zeros(n, dtype=np.int64)
         sys_text = pa.array([""], pa.large_string())
     else:
-        sys_enc = encode_unique(system_prompt)
+        sys_enc = systems or encode_unique(system_prompt)
         sys_index = sys_enc.index
         sys_text = mask(sys_enc.texts)
     sys_hash = fast_hash(sys_text)
@@ -114,19 +183,23 @@ def fingerprint_details(prompt: pa.Array | pa.ChunkedArray,
     n_sys = len(sys_text)
     tpl_slot = np.searchsorted(tpl.template_keys, tpl.template_hash)  # per distinct prompt
     pair = tpl_slot[enc.index] * n_sys + sys_index
-    pairs, pair_inverse = np.unique(pair, return_inverse=True)
+    pairs, _, pair_inverse = unique(pair)
     p_tpl = pairs // n_sys
     p_sys = pairs % n_sys
     p_key = tpl.template_keys[p_tpl]
     combined = np.where(sys_empty[p_sys], p_key, combine(sys_hash[p_sys], p_key))
-    full_text = pc.binary_join_element_wise(
-        sys_text.take(pa.array(p_sys)), tpl.template_text.take(pa.array(p_tpl)),
-        pa.scalar("\n", pa.large_string()))
-    uniq_c, first_c, inv_c = np.unique(combined, return_index=True, return_inverse=True)
-    fam = families(full_text.take(pa.array(first_c)), uniq_c)
+    # MinHash of (system ∪ scaffold) = element-wise min of their signatures: each distinct
+    # scaffold and system prompt is shingled once per process (cached), pairs cost a minimum
+    sig_t, has_t = _template_signatures(tpl)
+    sig_s, has_s = _cached_signatures(sys_text, sys_hash)
+    uniq_c, first_c, inv_c = unique(combined)
+    c_tpl, c_sys = p_tpl[first_c], p_sys[first_c]
+    sig = np.minimum(sig_t[c_tpl], sig_s[c_sys])
+    has = has_t[c_tpl] | has_s[c_sys]
+    fam = families_of(sig, has, uniq_c)
     table = pa.table({
         "template_hash": pa.array(combined[pair_inverse], pa.uint64()),
         "content_hash": pa.array(tpl.content_hash[enc.index], pa.uint64()),
         "family_id": pa.array(fam[inv_c][pair_inverse], pa.int64()),
     }, schema=FINGERPRINT_SCHEMA)
-    return table, tpl.masked_hash
+    return table, tpl

@@ -97,6 +97,18 @@ def minhash_signatures(owner: np.ndarray, values: np.ndarray, n: int,
     return sig
 
 
+def signatures(texts: pa.Array, num_perm: int = NUM_PERM) -> tuple[np.ndarray, np.ndarray]:
+    """(MinHash signatures (n, num_perm), has-shingles mask) of texts' word-bigram sets.
+
+    The signature of a union of sets is the element-wise minimum of their signatures, so a
+    caller can combine a system prompt's and a scaffold's signatures without re-hashing text.
+    """
+    n = len(texts)
+    owner, values = shingles(texts)
+    return (minhash_signatures(owner, values, n, num_perm),
+            np.bincount(owner, minlength=n) > 0)
+
+
 def families(texts: pa.Array, keys: np.ndarray, *, threshold: float = THRESHOLD,
              num_perm: int = NUM_PERM) -> np.ndarray:
     """Family id (int64) of each text: the smallest ``keys`` value (as int64) in its family.
@@ -104,13 +116,19 @@ def families(texts: pa.Array, keys: np.ndarray, *, threshold: float = THRESHOLD,
     ``texts`` should be distinct (e.g. unique templates) and ``keys`` their uint64 hashes, so a
     family id is stable for as long as its smallest member is present.
     """
-    n = len(texts)
+    if len(texts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    sig, has_shingles = signatures(texts, num_perm)
+    return families_of(sig, has_shingles, keys, threshold=threshold)
+
+
+def families_of(sig: np.ndarray, has_shingles: np.ndarray, keys: np.ndarray, *,
+                threshold: float = THRESHOLD) -> np.ndarray:
+    """:func:`families` from precomputed :func:`signatures` (LSH bands + connected components)."""
+    n, num_perm = sig.shape
     keys = np.asarray(keys, dtype=np.uint64)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    owner, values = shingles(texts)
-    sig = minhash_signatures(owner, values, n, num_perm)
-    has_shingles = np.bincount(owner, minlength=n) > 0
     n_bands, rows = _bands(threshold, num_perm)
     src: list[np.ndarray] = []
     dst: list[np.ndarray] = []

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from antidistill.fingerprint.hashing import fast_hash, mix64, powers
+from antidistill.fingerprint.hashing import fast_hash, mix64, powers, unique
 from antidistill.fingerprint.normalize import SLOT_PAYLOAD, mask, protect_code_newlines
 
 #: segment boundaries: line breaks, sentence ends, "label: " prefixes
@@ -59,6 +59,14 @@ class Templates:
     template_keys: np.ndarray  # uint64: the distinct template hashes ...
     template_text: pa.Array  # ... and their texts (for near-duplicate families)
     masked_hash: np.ndarray  # uint64 per text: the whole text masked (slots folded)
+    segments: pa.Array  # distinct segments (normalised, unmasked) ...
+    segment_hash: np.ndarray  # ... their fast_hash ...
+    segment_index: np.ndarray  # ... and per occurrence (texts in order): distinct segment ...
+    segment_parent: np.ndarray  # ... and text index (ascending)
+    masked_segments: pa.Array  # distinct segments masked (parallel to ``segments``) ...
+    masked_segment_hash: np.ndarray  # ... and their fast_hash
+    part_template: np.ndarray  # per part of a distinct template (ascending): its index ...
+    part_segment: np.ndarray  # ... and the masked segment it is, or -1 for a payload slot
 
 
 def _list_from(parent: np.ndarray, values: pa.Array, n: int) -> pa.LargeListArray:
@@ -88,6 +96,24 @@ SLOT_HASH = np.uint64(0x5E6A_1D0C_2B7F_3A91)
 TRIVIAL_HASH = int(sequence_hash(np.array([SLOT_HASH]), np.zeros(1, dtype=np.int64), 1)[0])
 
 
+def split_segments(normalized: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Non-empty trimmed segments of already-normalised texts, in order, and their text index.
+
+    Shared by the scaffold split and the request classifiers' features, so a classifier scores
+    exactly the segments the fingerprint sees.
+    """
+    normalized = normalized.cast(_LARGE)
+    guarded = pc.replace_substring_regex(protect_code_newlines(normalized), _ABBREVIATIONS, "\\1")
+    parts = pc.split_pattern_regex(guarded, SEGMENT_SPLIT)
+    flat = pc.utf8_trim_whitespace(parts.flatten())
+    parent = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
+    keep = pc.greater(pc.utf8_length(flat), 0).fill_null(False)
+    if not pc.all(keep).as_py():
+        flat = flat.filter(keep)
+        parent = parent[np.asarray(keep)]
+    return flat, parent
+
+
 def extract(normalized: pa.Array, *, min_support: int = 3,
             text_hash: np.ndarray | None = None) -> Templates:
     """Templates and content hashes of already-normalised texts (see module docstring).
@@ -99,24 +125,21 @@ def extract(normalized: pa.Array, *, min_support: int = 3,
     n = len(normalized)
     if n == 0:
         empty = np.zeros(0, dtype=np.uint64)
-        return Templates(empty, empty, empty, pa.array([], _LARGE), empty)
+        none = np.zeros(0, dtype=np.int64)
+        return Templates(empty, empty, empty, pa.array([], _LARGE), empty, pa.array([], _LARGE),
+                         empty, none, none, pa.array([], _LARGE), empty, none, none)
     normalized = normalized.cast(_LARGE)
     if text_hash is None:
         text_hash = fast_hash(normalized)
-    guarded = pc.replace_substring_regex(protect_code_newlines(normalized), _ABBREVIATIONS, "\\1")
-    parts = pc.split_pattern_regex(guarded, SEGMENT_SPLIT)
-    flat = pc.utf8_trim_whitespace(parts.flatten())
-    parent = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
-    keep = np.asarray(pc.greater(pc.utf8_length(flat), 0).fill_null(False))
-    flat = flat.filter(pa.array(keep))
-    parent = parent[keep]
+    flat, parent = split_segments(normalized)
 
     # scaffold sentences repeat across texts: mask and hash each distinct segment once
     enc = pc.dictionary_encode(flat)
     seg_index = np.asarray(enc.indices, dtype=np.int64)
     distinct = enc.dictionary
     masked_d = mask(distinct)
-    raw_hash = fast_hash(distinct)[seg_index]
+    raw_hash_d = fast_hash(distinct)
+    raw_hash = raw_hash_d[seg_index]
     masked_hash_d = fast_hash(masked_d)
     key = masked_hash_d[seg_index]
     # a segment made only of slots (a number, a code block, a quoted string) is payload
@@ -151,13 +174,23 @@ def extract(normalized: pa.Array, *, min_support: int = 3,
     no_payload = np.bincount(parent[payload], minlength=n) == 0
     content[no_payload] = text_hash[no_payload]
 
-    # the text of each distinct template, built for one representative text only
-    keys, first = np.unique(template, return_index=True)
-    seg_repr = pc.if_else(pa.array(scaffold), masked_d.take(pa.array(seg_index)),
-                          pa.scalar(SLOT_PAYLOAD, _LARGE))
-    lists = _list_from(parent[kept], seg_repr.filter(pa.array(kept)), n).take(pa.array(first))
-    text = pc.fill_null(pc.binary_join(lists, pa.scalar("\n", _LARGE)), "")
-    return Templates(template, content, keys, text, masked_text)
+    # the parts of each distinct template (scaffold segments and payload slots), taken from one
+    # representative text; MinHash signatures are built from them per scaffold segment
+    keys, first, _ = unique(template)
+    template_of_text = np.full(n, -1, dtype=np.int64)
+    template_of_text[first] = np.arange(len(keys))
+    part_t = template_of_text[parent[kept]]
+    part_s = np.where(scaffold, seg_index, -1)[kept]
+    sel = part_t >= 0
+    order = np.argsort(part_t[sel], kind="stable")
+    part_t, part_s = part_t[sel][order], part_s[sel][order]
+    # the template's text: only the representatives' parts are gathered
+    with_slot = pa.concat_arrays([pa.array([SLOT_PAYLOAD], _LARGE), masked_d.cast(_LARGE)])
+    part_text = with_slot.take(pa.array(part_s + 1))
+    text = pc.fill_null(pc.binary_join(_list_from(part_t, part_text, len(keys)),
+                                       pa.scalar("\n", _LARGE)), "")
+    return Templates(template, content, keys, text, masked_text, distinct, raw_hash_d, seg_index,
+                     parent, masked_d, masked_hash_d, part_t, part_s)
 
 
 def _distinct_support(key: np.ndarray, parent: np.ndarray) -> np.ndarray:
@@ -168,7 +201,7 @@ def _distinct_support(key: np.ndarray, parent: np.ndarray) -> np.ndarray:
     k, p = key[order], parent[order]
     new_pair = np.ones(len(k), dtype=bool)
     new_pair[1:] = (k[1:] != k[:-1]) | (p[1:] != p[:-1])
-    uk, inverse = np.unique(k, return_inverse=True)
+    uk, _, inverse = unique(k)
     per_key = np.bincount(inverse, weights=new_pair, minlength=len(uk)).astype(np.int64)
     out = np.empty(len(key), dtype=np.int64)
     out[order] = per_key[inverse]

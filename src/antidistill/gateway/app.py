@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import hmac
-import json
 import logging
 import time
 import uuid
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -290,7 +290,7 @@ def create_app(
             metrics.requests.labels(endpoint, "unauthorized").inc()
             return _unauthorized()
         try:
-            body = json.loads(await request.body())
+            body = orjson.loads(await request.body())
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
             parsed = parse_chat(body) if chat else parse_completion(body)
@@ -368,12 +368,12 @@ def create_app(
                 row["status"] = "error"
                 metrics.requests.labels(endpoint, "upstream_error").inc()
                 return Response(content, status_code=status, media_type=ctype)
-            data = json.loads(content)
+            data = orjson.loads(content)
             _usage(row, data.get("usage"))
             metrics.requests.labels(endpoint, "ok").inc()
             if deg is not None:
                 _protect_response(data, verdict, chat)
-                return JSONResponse(data)
+                return Response(orjson.dumps(data), media_type="application/json")
             return Response(content, media_type="application/json")
         except ValueError:
             row["status"] = "error"
@@ -619,7 +619,7 @@ class StreamTransform:
         if self.deg is None and '"usage"' not in payload:
             return [f"data: {payload}\n\n".encode()]
         try:
-            chunk = json.loads(payload)
+            chunk = orjson.loads(payload)
         except ValueError:
             return [f"data: {payload}\n\n".encode()]
         if isinstance(chunk.get("usage"), dict):
@@ -637,7 +637,7 @@ class StreamTransform:
             if not kept and chunk.get("choices") and not chunk.get("usage"):
                 return []
             chunk["choices"] = kept
-        return [f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()]
+        return [b"data: " + orjson.dumps(chunk) + b"\n\n"]
 
     def _choice(self, choice: dict[str, Any]) -> bool:
         """Transform one streamed choice in place; False when nothing is left to send."""
@@ -698,6 +698,6 @@ class StreamTransform:
                     else {"index": idx, "text": text, "finish_reason": None}
                 )
                 chunk = {**(self._last or {}), "choices": [choice]}
-                out.append(f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode())
+                out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
         self._choices.clear()
         return out

@@ -81,7 +81,9 @@ def make_upstream(chunk_chars: int = 7, delay_s: float = 0.0) -> FastAPI:
             "total_tokens": 0,
             "completion_tokens_details": {"reasoning_tokens": _tokens(reasoning)},
         }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage["total_tokens"] = _tokens(json.dumps(body.get("messages"))) + _tokens(
+            reasoning + answer
+        )
         rid, created, model = "chatcmpl-stub", int(time.time()), body.get("model", "stub")
         if not body.get("stream"):
             return JSONResponse(

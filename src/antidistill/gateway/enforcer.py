@@ -17,7 +17,18 @@ from antidistill.gateway.keys_file import Account
 from antidistill.gateway.metrics import Metrics
 from antidistill.guard import Guard, GuardRequest, GuardResult
 from antidistill.keys import derive_key, key_id
-from antidistill.policy import AuditLog, Decision, Degrade, Evaluator, Facts, ManualActions, Policy
+from antidistill.policy import (
+    AuditLog,
+    Block,
+    Decision,
+    Degrade,
+    Evaluator,
+    Facts,
+    ManualActions,
+    Policy,
+    RequireVerification,
+    Throttle,
+)
 from antidistill.policy.audit import iso
 
 log = logging.getLogger(__name__)

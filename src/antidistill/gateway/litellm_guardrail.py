@@ -55,7 +55,7 @@ def _set(obj: Any, name: str, value: Any) -> None:
         setattr(obj, name, value)
 
 
-class AntidistillGuardrail(CustomGuardrail):  # type: ignore[misc]
+class AntidistillGuardrail(CustomGuardrail):
     """Configured from ``litellm_params`` (paths as in ``antidistill gateway``)."""
 
     def __init__(

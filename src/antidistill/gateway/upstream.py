@@ -158,7 +158,7 @@ class _AiohttpStream:
         self.status = int(r.status)
         self.content_type = r.headers.get("content-type", "application/json")
 
-    async def lines(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def lines(self) -> AsyncIterator[str]:
         async for raw in self._r.content:
             yield raw.decode("utf-8").rstrip("\r\n")
 

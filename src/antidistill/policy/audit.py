@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from antidistill.errors import ConfigError
 
 
@@ -43,7 +45,7 @@ class AuditLog:
     def write(self, record: dict[str, Any]) -> None:
         if "ts" not in record:
             record["ts"] = iso(time.time())
-        line = json.dumps(record, separators=(",", ":"), default=str)
+        line = orjson.dumps(record, default=str).decode()
         with self._lock:
             self.recent.append(record)
             if len(self.recent) > 2 * self._keep:

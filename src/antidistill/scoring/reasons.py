@@ -61,7 +61,8 @@ SENTENCES: dict[str, Callable[[Row], str]] = {
     "reasoning_share": lambda r: (
         f"reasoning tokens are {_pct(r.get('reasoning_share'))} of output tokens"),
     "log_mean_output": lambda r: (
-        f"{10 ** float(r.get('log_mean_output') or 0):,.0f} output+reasoning tokens per response on average"),
+        f"{10 ** float(r.get('log_mean_output') or 0):,.0f} output+reasoning tokens per response "
+        "on average"),
     "log_mean_max_tokens": lambda r: (
         f"requests max_tokens {10 ** float(r.get('log_mean_max_tokens') or 0):,.0f} on average"),
     "hour_entropy": lambda r: (

@@ -34,6 +34,8 @@ class WorldData:
     n_exchanges: np.ndarray
     clustering: Clustering
     y: np.ndarray
+    #: worlds of one group (e.g. one seed, truncated at several cutoffs) are held out together
+    group: str = ""
 
 
 def _stage2_matrix(world: WorldData, p1: np.ndarray) -> np.ndarray:
@@ -51,7 +53,8 @@ def train(worlds: list[WorldData], calibration: WorldData, *,
     stage1 = fit_booster(x_all, y_all, FEATURES)
     x2_parts = []
     for i, world in enumerate(worlds):
-        others = [w for j, w in enumerate(worlds) if j != i]
+        others = [w for j, w in enumerate(worlds)
+                  if j != i and (w.group or w.name) != (world.group or world.name)]
         if others:
             s1 = fit_booster(np.vstack([w.x for w in others]),
                              np.concatenate([w.y for w in others]), FEATURES)

@@ -336,7 +336,8 @@ class EvalRunners(SessionPopulation):
         self.rate = lognormal_mean(rng, 1.5, 0.6, n)  # their ordinary daytime use
         self.profile = np.full(n, P_WORK)
         self.turns_p = np.full(n, 0.5)
-        self.knobs = _Knobs(ctx, n, cap=0.8, tau_h=12.0)
+        # everyday use through a chat client, not the harness (which pins temperature 0)
+        self.knobs = _Knobs(ctx, n, cap=0.8, tau_h=12.0, temps=(np.nan, 0.7, 1.0))
         self.burst = self._bursts(ctx, rng)
 
     def _bursts(self, ctx: Ctx, rng: np.random.Generator) -> Rows:

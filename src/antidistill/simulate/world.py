@@ -104,8 +104,9 @@ def _check(days: int, accounts: int | None, exchanges: int | None, evasion: str)
         raise InputError(f"days must be between 1 and 366, got {days}", field="days")
     if accounts is not None and accounts < 20:
         raise InputError(f"accounts must be at least 20, got {accounts}", field="accounts")
-    if exchanges is not None and exchanges < 1000:
-        raise InputError(f"exchanges must be at least 1000, got {exchanges}",
+    if exchanges is not None and exchanges < 10_000:
+        # below this, fixed-size evaluation bursts alone would exceed the target
+        raise InputError(f"exchanges must be at least 10000, got {exchanges}",
                          field="exchanges")
     if evasion not in EVASIONS:
         raise InputError(f"evasion must be one of {', '.join(EVASIONS)}, got {evasion!r}",

@@ -64,14 +64,21 @@ def _codes(values: list[object]) -> tuple[np.ndarray, pa.Array]:
     return codes, pa.array(list(distinct), pa.string())
 
 
+def _dedupe(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(code of each value, distinct values) so equal strings share one dictionary entry."""
+    enc = pc.dictionary_encode(values)
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int32), enc.dictionary
+
+
 def _dict(codes: np.ndarray, values: pa.Array, inv: np.ndarray | None = None, *,
           compact: bool = False) -> pa.DictionaryArray:
     """A dictionary column from integer codes (-1 = null).
 
     With ``inv``, ``codes`` are per distinct account and ``inv`` maps rows to them.
     ``compact`` keeps only the values this chunk uses, so a large pool does not become a large
-    dictionary page in every row group. (Always compact: handing Parquet a dictionary with
-    unused entries made it fall back to plain pages with unstable bytes.)
+    dictionary page in every row group. Values must be distinct (see :func:`_dedupe`): with
+    duplicates Parquet falls back to plain pages, which we saw produce run-to-run different
+    bytes.
     """
     if compact:
         valid = codes >= 0
@@ -113,14 +120,18 @@ class WorldWriter:
                 ("payment_fp", "payment_fp"), ("client_fp", "client"))}
         self.created = f["created_at"]
         self.verified = f["verified"]
-        self.ips, self.asns = ctx.net.arrays()
+        ips, self.asns = ctx.net.arrays()
         self.asn_np = self.asns.to_numpy()
+        # Parquet only writes a dictionary straight through when its values are distinct
+        # (otherwise it falls back to plain pages), so dedupe the pools once
+        self.ip_code, self.ips = _dedupe(ips)
         self.models = pa.array([m for m, _, _ in MODELS], pa.string())
         self.statuses = pa.array(STATUSES, pa.string())
         self.text = ctx.pool.arrow
         assert self.text is not None
         self.sys_base = ctx.pool.sys_base
-        self.sys_values = self.text.slice(self.sys_base[0], self.sys_base[1])
+        self.sys_code, self.sys_values = _dedupe(
+            self.text.slice(self.sys_base[0], self.sys_base[1]))
 
     def _prompts(self, r: Rows) -> pa.Array:
         """Join the prompt parts only where a row has more than one, then gather every row's
@@ -146,7 +157,8 @@ class WorldWriter:
         per_acct = {name: _dict(codes[used], values, inv, compact=True)
                     for name, (codes, values) in self.acct_codes.items()}
         sys_idx = r["sys"]
-        sys_codes = np.where(sys_idx < 0, -1, sys_idx - self.sys_base[0]).astype(np.int32)
+        sys_codes = np.where(sys_idx < 0, -1, self.sys_code[np.maximum(sys_idx - self.sys_base[0],
+                                                                        0)]).astype(np.int32)
         cols: dict[str, pa.Array] = {
             "request_id": request_ids(self.ctx.seed, self.rows, n),
             "ts": pa.array(r["ts"], pa.int64()).view(UTC_US),
@@ -154,7 +166,7 @@ class WorldWriter:
             **per_acct,
             "account_created_at": pa.array(self.created[acct], pa.int64()).view(UTC_US),
             "verified": pa.array(self.verified[acct], pa.bool_()),
-            "ip": _dict(r["ip"], self.ips, compact=True),
+            "ip": _dict(self.ip_code[r["ip"]], self.ips, compact=True),
             "asn": pa.array(self.asn_np[r["ip"]], pa.int32()),
             "model": _dict(r["model"].astype(np.int32), self.models, compact=True),
             "system_prompt": _dict(sys_codes, self.sys_values, compact=True),

@@ -94,7 +94,7 @@ def processor_for_account(secret: bytes | str, account_id: str, epoch: int = 0,
 
 def processor_from_headers(headers: Mapping[str, str], secret: bytes | str,
                            config: WatermarkConfig | None = None, *,
-                           period_days: int = 30) -> WatermarkLogitsProcessor | None:
+                           default_epoch: int = 0) -> WatermarkLogitsProcessor | None:
     """The processor for a request forwarded by the gateway, or ``None`` if it asked for none."""
-    key = key_from_headers(headers, secret, period_days=period_days)
+    key = key_from_headers(headers, secret, default_epoch=default_epoch)
     return None if key is None else WatermarkLogitsProcessor(key, config)

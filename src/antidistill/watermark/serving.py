@@ -22,14 +22,17 @@ HEADER_EPOCH = "X-Antidistill-Watermark-Epoch"
 
 
 def current_epoch(period_days: int = 30, now: datetime | None = None) -> int:
-    """The rotation epoch in force now (see :func:`epoch_at`)."""
+    """The calendar rotation epoch in force now (see :func:`epoch_at`), for operators who rotate
+    keys every ``period_days``; gateway, model server and ``trace --epoch`` must agree on it."""
     return epoch_at(now or datetime.now(UTC), period_days)
 
 
 def key_from_headers(headers: Mapping[str, str], secret: bytes | str, *,
-                     period_days: int = 30) -> WatermarkKey | None:
+                     default_epoch: int = 0) -> WatermarkKey | None:
     """The key to watermark this request with, or ``None`` when the gateway did not ask.
 
+    Without an epoch header the key of ``default_epoch`` is used (0, as the gateway derives it
+    when no rotation is configured; operators rotating by calendar pass :func:`current_epoch`).
     Header names are matched case-insensitively. A key id that does not match the derived key
     raises :class:`ConfigError` (secret or epoch mismatch between gateway and model server).
     """
@@ -42,7 +45,7 @@ def key_from_headers(headers: Mapping[str, str], secret: bytes | str, *,
         return None
     raw_epoch = low.get(HEADER_EPOCH.lower())
     try:
-        epoch = int(raw_epoch) if raw_epoch is not None else current_epoch(period_days)
+        epoch = int(raw_epoch) if raw_epoch is not None else int(default_epoch)
     except ValueError as exc:
         raise InputError(f"not an integer: {raw_epoch!r}", field=HEADER_EPOCH) from exc
     key = watermark_key(secret, account, epoch)
