@@ -230,6 +230,8 @@ def test_flagged_account_degraded_with_canary_and_watermark(
     _, headers, body = upstream.server.config.app.state.requests[-1]
     assert body["max_tokens"] == 2048  # capped by the default policy's degrade-flagged rule
     assert len(headers["x-antidistill-watermark-key-id"]) == 16
+    assert headers["x-antidistill-account"] == "bad1"
+    assert headers["x-antidistill-watermark-epoch"] == "0"
     ranked = detect_canary(msg["content"], SECRET, ["legit1", "bad1", "bad2", "camp1"])
     assert ranked[0].account_id == "bad1" and ranked[0].matches == ranked[0].sites >= 5
     assert ranked[1].matches < ranked[1].sites

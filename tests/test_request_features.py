@@ -173,27 +173,13 @@ def test_capability_with_safety_rule_on_held_out() -> None:
     assert ruled >= 0.8 and ruled >= raw - 0.005
 
 
-def test_segment_scores_pool_to_exactly_the_training_features() -> None:
-    # detection scores distinct segments and pools them; training fits on featurize(): the two
-    # must be the same linear function of the text
-    from antidistill.features import textvec
-
-    texts = pa.array([e.text for e in training.make_examples(held_out=True, n=200)]
-                     + ["", None, "yes. yes. no.", "word " * 3000, "First line\nSecond. Third: x"])
-    weights = np.random.default_rng(0).standard_normal((training.N_FEATURES, 3)).astype(
-        np.float32)
-    dense = textvec.featurize(texts, n_features=training.N_FEATURES) @ weights
-    pooled = textvec.linear_scores(texts, weights)
-    assert np.abs(dense - pooled).max() < 1e-4
-
-
-def test_segment_cache_gives_the_same_scores_as_a_cold_run() -> None:
+def test_score_cache_gives_the_same_scores_as_a_cold_run() -> None:
     from antidistill.features import requests
 
     rows = [f"Show your work. {p}" for p in GSM[:10]] + ARENA[:10] + ["thanks"] * 3
-    requests._SEGMENT_SCORES.clear()
+    requests._cache.keys = np.zeros(0, dtype=np.uint64)  # cold
     cold = request_features(_table(rows))
-    assert len(requests._SEGMENT_SCORES.keys) > 0
+    assert len(requests._cache.keys) > 0
     warm = request_features(_table(rows))
     for name in OUTPUT_SCHEMA.names:
         assert cold[name].equals(warm[name]), name

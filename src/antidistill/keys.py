@@ -24,3 +24,19 @@ def derive_key(secret: bytes | str, account_id: str, *, purpose: str, epoch: int
 def key_id(key: bytes) -> str:
     """Short public identifier of a key (safe to log; does not reveal the key)."""
     return hashlib.sha256(b"antidistill-key-id" + key).hexdigest()[:16]
+
+
+#: Headers a gateway sends a model server when a policy turns watermarking on; the model server
+#: derives the key itself from its copy of the secret and checks the key id against it.
+HEADER_ACCOUNT = "X-Antidistill-Account"
+HEADER_KEY_ID = "X-Antidistill-Watermark-Key-Id"
+HEADER_EPOCH = "X-Antidistill-Watermark-Epoch"
+
+
+def watermark_headers(account_id: str, watermark_key_id: str, *, epoch: int = 0) -> dict[str, str]:
+    """The headers that ask a model server to watermark this request for ``account_id``."""
+    return {
+        HEADER_ACCOUNT: account_id,
+        HEADER_KEY_ID: watermark_key_id,
+        HEADER_EPOCH: str(int(epoch)),
+    }

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(7, help="Seed of the simulated world."),
         days: int = typer.Option(7, help="Days of simulated traffic."),
     ) -> None:
-        """Simulate a week of traffic with campaigns, then summarise it."""
+        """Simulate a week of traffic with campaigns, detect them, write the report."""
         from antidistill.pipeline import run_main_job
 
         run_main_job(out, seed=seed, days=days)

@@ -13,6 +13,7 @@ nothing is trained at run time.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 
 import numpy as np
@@ -20,11 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from antidistill.errors import SchemaError
-from antidistill.features import textvec
 from antidistill.features.training import CAPABILITIES, HEADS, Model, load
 from antidistill.fingerprint import Encoded, encode_unique, fingerprint_details
-from antidistill.fingerprint.cache import HashCache, cached_rows
-from antidistill.fingerprint.hashing import fast_hash
+from antidistill.fingerprint.hashing import combine, unique
 
 __all__ = ["CAPABILITIES", "COMPUTER_USE_CUES", "OUTPUT_SCHEMA", "request_features"]
 
@@ -53,6 +52,7 @@ OUTPUT_SCHEMA = pa.schema([
 ])
 
 _CAP = {name: k for k, name in enumerate(CAPABILITIES)}
+_SYSTEM_KEY_SALT = np.full(1, 0x73797374656D, dtype=np.uint64)  # system prompts' cache keys
 
 
 @cache
@@ -75,26 +75,64 @@ def _column(table: pa.Table, name: str, typ: pa.DataType) -> pa.ChunkedArray:
         raise SchemaError(f"has type {col.type}, expected {typ}", field=name) from exc
 
 
-#: per distinct segment: the classifiers' linear scores and feature count (14 float32 each: the
-#: 1M-entry cap is about 56 MB), keyed by the segment's hash; see :mod:`.fingerprint.cache`
-_SEGMENT_SCORES = HashCache(max_entries=1_000_000)
+class _ScoreCache:
+    """Scores of texts already classified in this process, keyed by normalised-text hash.
+
+    ``detect`` calls :func:`request_features` once per chunk of a log, and popular prompts recur
+    in every chunk: each distinct text is classified once per run. Bounded: when full it
+    restarts from the latest chunk.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000):
+        self.max_entries = max_entries
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.values = np.zeros((0, 0), dtype=np.float32)
+        self.lock = threading.Lock()
+
+    def get(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, rows of ``values`` for the found hashes)."""
+        with self.lock:
+            if len(self.keys) == 0:
+                return np.zeros(len(hashes), dtype=bool), np.zeros((0, 0), dtype=np.float32)
+            pos = np.clip(np.searchsorted(self.keys, hashes), 0, len(self.keys) - 1)
+            found = self.keys[pos] == hashes
+            return found, self.values[pos[found]]
+
+    def put(self, hashes: np.ndarray, values: np.ndarray) -> None:
+        """Add rows of scores (n, k); every call must use the same k."""
+        with self.lock:
+            if len(self.keys) + len(hashes) > self.max_entries or len(self.keys) == 0:
+                keys, vals = hashes, values
+            else:
+                keys = np.concatenate([self.keys, hashes])
+                vals = np.concatenate([self.values, values])
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.values = keys[order], vals[order]
 
 
-def _segment_rows(segments: pa.Array, hashes: np.ndarray) -> np.ndarray:
-    """:func:`textvec.segment_scores` of distinct segments, each computed once per process."""
+_cache = _ScoreCache()
+
+
+def _classify(texts: pa.Array, hashes: np.ndarray | None = None) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+    """Binary and capability probabilities of distinct normalised texts (cached by hash)."""
     model = _model()
-    weights_t = model.weights_t
-
-    def compute(miss: np.ndarray) -> np.ndarray:
-        return textvec.segment_scores(segments.take(pa.array(miss)), weights_t)
-
-    return cached_rows(_SEGMENT_SCORES, hashes, compute, (weights_t.shape[1] + 1,), np.float32)
-
-
-def _classify(seg: textvec.Segmented, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binary and capability probabilities of texts given as segments (scores pooled)."""
-    logits = textvec.pool(_segment_rows(seg.segments, hashes), seg.seg_index, seg.parent, seg.n)
-    return _model().probabilities(logits)
+    n_bin, n_cap = len(HEADS), len(model.classes)
+    if len(texts) == 0:
+        return np.zeros((0, n_bin), np.float32), np.zeros((0, n_cap), np.float32)
+    out = np.zeros((len(texts), n_bin + n_cap), dtype=np.float32)
+    found = np.zeros(len(texts), dtype=bool)
+    if hashes is not None:
+        found, cached = _cache.get(hashes)
+        if found.any():
+            out[found] = cached
+    miss = np.flatnonzero(~found)
+    if len(miss):
+        binary, cap = model.score_texts(texts.take(pa.array(miss)), normalized=True)
+        out[miss, :n_bin], out[miss, n_bin:] = binary, cap
+        if hashes is not None:
+            _cache.put(hashes[miss], out[miss])
+    return out[:, :n_bin], out[:, n_bin:]
 
 
 def _text_capability(cap_p: np.ndarray) -> np.ndarray:
@@ -140,13 +178,13 @@ def request_features(table: pa.Table) -> pa.Table:
     enc = encode_unique(prompt)
     sys_enc = encode_unique(system)
     fp, tpl = fingerprint_details(prompt, system, prompts=enc, systems=sys_enc)
-    # the classifiers are linear: score each distinct segment once (cached across calls) and
-    # pool per distinct prompt; the fingerprint already cut the prompts into segments
-    bin_p, cap_p = _classify(
-        textvec.Segmented(tpl.segments, tpl.segment_index, tpl.segment_parent, len(enc.texts)),
-        tpl.segment_hash)
-    sys_seg = textvec.segment(sys_enc.texts, normalized=True)
-    bin_s, _ = _classify(sys_seg, fast_hash(sys_seg.segments))
+    masked = tpl.masked_hash
+    # classify each masked form once: prompts that differ only in numbers, quoted strings or
+    # ids ask for the same thing
+    _, first, inverse = unique(masked)
+    bin_u, cap_u = _classify(enc.texts.take(pa.array(first)), masked[first])
+    bin_p, cap_p = bin_u[inverse], cap_u[inverse]
+    bin_s, _ = _classify(sys_enc.texts, combine(sys_enc.hashes, _SYSTEM_KEY_SALT))
     sys_present = np.asarray(pc.greater(pc.utf8_length(sys_enc.texts), 0))
     bin_s[~sys_present] = 0.0
     rows_p = bin_p[enc.index]

@@ -1,22 +1,13 @@
-"""Hashed bag-of-n-grams features for the request classifiers, per *segment*, over Arrow arrays.
+"""Hashed bag-of-n-grams features for the request classifiers, vectorised over Arrow arrays.
 
 sklearn's ``HashingVectorizer`` tokenises in Python, one document at a time; detection must
 classify hundreds of thousands of distinct prompts per run, so tokenising, hashing and building
-the sparse matrix happen here with Arrow compute and numpy instead.
+the sparse matrix happen here with Arrow compute and numpy instead. The same function builds the
+training matrix, so the shipped weights and run-time features cannot drift apart.
 
-A text's features are built from its segments (lines, sentences, ``label:`` prefixes: the same
-cut as the fingerprint's scaffold/payload split, ``fingerprint.templates.split_segments``): each
-segment contributes binary indicators of its word unigrams, word bigrams, 5-character word
-prefixes (a cheap stemmer: "reasoning"/"reasons"/"reasoned" share "reaso") and prefix bigrams;
-a text's vector is the sum over its distinct segments divided by the square root of that
-sum's total.
-Digits are folded to ``0``. Long texts keep the segments in their head and tail, where
-instructions live. Because the vector is a sum over segments, a linear score is too:
-``w·x(text) = Σ w·b(segment) / sqrt(Σ |b(segment)|)``, so detection scores each *distinct
-segment* once (a scaffold sentence shared by thousands of prompts costs one featurisation) and
-pools per text with numpy. Training uses :func:`featurize`, built from the same segment vectors,
-so the shipped weights and run-time scores cannot drift apart. (Bigrams that would cross a
-segment boundary are not features: measured effect in ``docs/signals.md``.)
+Features (binary, then L2-normalised per text): word unigrams, word bigrams, and 5-character word
+prefixes (a cheap stemmer: "reasoning"/"reasons"/"reasoned" share "reaso"), plus prefix bigrams.
+Digits are folded to ``0``. Long texts keep their head and tail, where instructions live.
 """
 
 from __future__ import annotations
@@ -26,35 +17,49 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.sparse import csr_matrix
 
-from antidistill.fingerprint.hashing import combine, hash_strings, unique_values
+from antidistill.fingerprint.hashing import combine, hash_strings
 from antidistill.fingerprint.normalize import normalize
-from antidistill.fingerprint.templates import split_segments
 
-N_FEATURES = 1 << 16
+N_FEATURES = 1 << 18
 HEAD_CHARS = 1500
 TAIL_CHARS = 1000
-#: a segment is featurised on its first SEGMENT_CHARS characters (one-line pastes can be huge)
-SEGMENT_CHARS = 2000
-#: a text's summed segment vector is divided by (its total count) ** POOL_EXPONENT
-POOL_EXPONENT = 0.4
 _PREFIX = 5
 _NS_BIGRAM = np.uint64(0x51ED270B2EA1F3C1)
 _NS_PREFIX = np.uint64(0x2545F4914F6CDD1D)
 _NS_PREFIX_BIGRAM = np.uint64(0x9FB21C651E98DF25)
 
 
-def segment_pairs(segments: pa.Array, *, n_features: int = N_FEATURES) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
-    """Sorted distinct (segment index, feature index) pairs of normalised segments' n-grams."""
-    arr = pc.fill_null(segments, "")
+def _head_tail(texts: pa.Array) -> pa.Array:
+    long = pc.greater(pc.utf8_length(texts), HEAD_CHARS + TAIL_CHARS)
+    if not pc.any(long).as_py():
+        return texts
+    head = pc.utf8_slice_codeunits(texts, 0, HEAD_CHARS)
+    tail = pc.utf8_slice_codeunits(texts, -TAIL_CHARS)
+    joined = pc.binary_join_element_wise(head, tail, pa.scalar(" \n ", texts.type))
+    return pc.if_else(long, joined, texts)
+
+
+def tokens(texts: pa.Array | pa.ChunkedArray, *, normalized: bool = False) -> pa.ListArray:
+    """Word tokens of every text (runs of letters and digits)."""
+    arr = texts if normalized else normalize(texts)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if len(arr) and pc.max(pc.utf8_length(arr)).as_py() > SEGMENT_CHARS:
-        arr = pc.utf8_slice_codeunits(arr, 0, SEGMENT_CHARS)
+    arr = _head_tail(pc.fill_null(arr, ""))
     # replace only punctuation runs (few matches: fast); digits are folded on the vocabulary
-    toks = pc.utf8_split_whitespace(pc.replace_substring_regex(arr, r"[^\p{L}\p{N}\s]+", " "))
+    arr = pc.replace_substring_regex(arr, r"[^\p{L}\p{N}\s]+", " ")
+    return pc.utf8_split_whitespace(arr)
+
+
+def feature_pairs(texts: pa.Array | pa.ChunkedArray, *, normalized: bool = False,
+                  n_features: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct (text index, feature index) pairs of the texts' hashed n-grams."""
+    toks = tokens(texts, normalized=normalized)
     flat = toks.flatten()
     owner = np.asarray(pc.list_parent_indices(toks), dtype=np.int64)
+    nonempty = pc.greater(pc.utf8_length(flat), 0)
+    if not pc.all(nonempty).as_py():
+        flat = flat.filter(nonempty)
+        owner = owner[np.asarray(nonempty)]
     if len(flat) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     enc = pc.dictionary_encode(flat)
@@ -76,108 +81,32 @@ def segment_pairs(segments: pa.Array, *, n_features: int = N_FEATURES) -> tuple[
     return keys // n_features, keys % n_features
 
 
-def head_tail(seg_chars: np.ndarray, parent: np.ndarray, n: int) -> np.ndarray:
-    """Per segment occurrence: does it start in the text's first HEAD_CHARS or end in its last
-    TAIL_CHARS characters (counted over segments; ``parent`` ascending)."""
-    if len(parent) == 0:
-        return np.zeros(0, dtype=bool)
-    seg_chars = np.asarray(seg_chars, dtype=np.int64)
-    end = np.cumsum(seg_chars)
-    totals = np.bincount(parent, weights=seg_chars, minlength=n).astype(np.int64)
-    base = np.cumsum(totals) - totals
-    end = end - base[parent]
-    start = end - seg_chars
-    return (start < HEAD_CHARS) | (end > totals[parent] - TAIL_CHARS)
-
-
-class Segmented:
-    """Texts as distinct segments plus the kept (text, distinct segment) pairs, by text."""
-
-    def __init__(self, segments: pa.Array, seg_index: np.ndarray, parent: np.ndarray, n: int):
-        self.segments = segments  # distinct normalised segments
-        self.n = n  # number of texts
-        chars = np.asarray(pc.utf8_length(segments), dtype=np.int64)
-        keep = head_tail(chars[seg_index], parent, n)
-        # a segment repeated within one text ("yes", "no", a list's separators) counts once
-        pairs = unique_values(parent[keep] * max(len(segments), 1) + seg_index[keep])
-        self.seg_index = pairs % max(len(segments), 1)
-        self.parent = pairs // max(len(segments), 1)
-
-
-def segment(texts: pa.Array | pa.ChunkedArray, *, normalized: bool = False) -> Segmented:
-    """Split texts (normalising first unless ``normalized``) into distinct segments."""
-    arr = texts if normalized else normalize(texts)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    flat, parent = split_segments(pc.fill_null(arr, ""))
-    enc = pc.dictionary_encode(flat)
-    return Segmented(enc.dictionary, np.asarray(enc.indices, dtype=np.int64), parent, len(arr))
-
-
 def featurize(texts: pa.Array | pa.ChunkedArray, *, normalized: bool = False,
               n_features: int = N_FEATURES) -> csr_matrix:
-    """Sparse (len(texts), n_features) float32 matrix: summed segment indicators, L2-scaled.
+    """Sparse (len(texts), n_features) float32 matrix: binary n-gram indicators, L2-normalised.
 
-    Each row is ``Σ b(segment) / sqrt(Σ |b(segment)|)`` over the text's kept segments, the
-    exact quantity :func:`pool` rebuilds from per-segment scores.
+    Built straight from the sorted pairs (indptr from counts): no COO conversion, no sorting.
     """
-    seg = segment(texts, normalized=normalized)
-    rows, cols = segment_pairs(seg.segments, n_features=n_features)
-    m = len(seg.segments)
-    seg_cnt = np.bincount(rows, minlength=m)
-    seg_ptr = np.zeros(m + 1, dtype=np.int64)
-    np.cumsum(seg_cnt, out=seg_ptr[1:])
-    lengths = seg_cnt[seg.seg_index]
-    total = int(lengths.sum())
-    occ_start = np.cumsum(lengths) - lengths
-    owner = np.repeat(np.arange(len(lengths)), lengths)
-    src = seg_ptr[seg.seg_index][owner] + (np.arange(total, dtype=np.int64) - occ_start[owner])
-    out_rows = seg.parent[owner]
-    counts = np.bincount(out_rows, minlength=seg.n)
-    indptr = np.zeros(seg.n + 1, dtype=np.int64)
+    rows, cols = feature_pairs(texts, normalized=normalized, n_features=n_features)
+    n = len(texts)
+    counts = np.bincount(rows, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    scale = (np.maximum(counts, 1) ** -POOL_EXPONENT).astype(np.float32)
-    x = csr_matrix((scale[out_rows], cols[src], indptr), shape=(seg.n, n_features))
-    x.sum_duplicates()
-    return x
+    scale = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
+    return csr_matrix((scale[rows], cols, indptr), shape=(n, n_features))
 
 
-def segment_scores(segments: pa.Array, weights_t: np.ndarray, *,
-                   chunk: int = 8192) -> np.ndarray:
-    """(m, k + 1) float32: per segment ``b(segment) @ weights_t`` and, last, ``|b(segment)|``.
+def linear_scores(texts: pa.Array, weights_t: np.ndarray, *, normalized: bool = False,
+                  chunk: int = 4096) -> np.ndarray:
+    """``featurize(texts) @ weights_t`` computed in chunks of texts (bounded memory).
 
-    ``weights_t`` is (n_features, k) and C-contiguous; chunks of segments bound memory.
+    ``weights_t`` is (n_features, k) and C-contiguous. (Running chunks on two threads was
+    measured slower on the shared 2-core machine, so this stays sequential.)
     """
     n_features, k = weights_t.shape
-    out = np.zeros((len(segments), k + 1), dtype=np.float32)
-    for start in range(0, len(segments), chunk):
-        part = segments.slice(start, chunk)
-        rows, cols = segment_pairs(part, n_features=n_features)
-        counts = np.bincount(rows, minlength=len(part))
-        indptr = np.zeros(len(part) + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        x = csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr),
-                       shape=(len(part), n_features))
-        out[start:start + len(part), :k] = x @ weights_t
-        out[start:start + len(part), k] = counts
+    out = np.zeros((len(texts), k), dtype=np.float32)
+    for start in range(0, len(texts), chunk):
+        part = texts.slice(start, chunk)
+        x = featurize(part, normalized=normalized, n_features=n_features)
+        out[start:start + len(part)] = x @ weights_t
     return out
-
-
-def pool(seg_scores: np.ndarray, seg_index: np.ndarray, parent: np.ndarray,
-         n: int) -> np.ndarray:
-    """(n, k) per-text linear scores from :func:`segment_scores` rows of kept occurrences."""
-    k = seg_scores.shape[1] - 1
-    out = np.zeros((n, k + 1), dtype=np.float64)
-    if len(parent):  # parent is ascending: one reduceat over each text's run of occurrences
-        counts = np.bincount(parent, minlength=n)
-        nz = counts > 0
-        starts = (np.cumsum(counts) - counts)[nz]
-        out[nz] = np.add.reduceat(seg_scores[seg_index].astype(np.float64), starts, axis=0)
-    return (out[:, :k] * np.maximum(out[:, k:], 1.0) ** -POOL_EXPONENT).astype(np.float32)
-
-
-def linear_scores(texts: pa.Array, weights_t: np.ndarray, *,
-                  normalized: bool = False) -> np.ndarray:
-    """``featurize(texts) @ weights_t`` computed per distinct segment (same values, faster)."""
-    seg = segment(texts, normalized=normalized)
-    return pool(segment_scores(seg.segments, weights_t), seg.seg_index, seg.parent, seg.n)

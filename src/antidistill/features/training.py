@@ -201,25 +201,19 @@ class Model:
     def scores(self, features: object) -> tuple[np.ndarray, np.ndarray]:
         """(binary probabilities (n, 3), capability probabilities (n, n_classes)) of a matrix."""
         logits = np.asarray(features @ self.weights.T, dtype=np.float32)
-        return self.probabilities(logits)
-
-    @property
-    def weights_t(self) -> np.ndarray:
-        """(n_features, k) C-contiguous transpose of the weights (built once)."""
-        if self._weights_t is None:
-            object.__setattr__(self, "_weights_t", np.ascontiguousarray(self.weights.T))
-        assert self._weights_t is not None
-        return self._weights_t
+        return self._probabilities(logits)
 
     def score_texts(self, texts: pa.Array, *, normalized: bool = False) -> tuple[np.ndarray,
                                                                                  np.ndarray]:
         """Like :meth:`scores` on ``featurize(texts)``, without the sparse matrix (faster)."""
         from antidistill.features.textvec import linear_scores
 
-        return self.probabilities(linear_scores(texts, self.weights_t, normalized=normalized))
+        if self._weights_t is None:
+            object.__setattr__(self, "_weights_t", np.ascontiguousarray(self.weights.T))
+        assert self._weights_t is not None
+        return self._probabilities(linear_scores(texts, self._weights_t, normalized=normalized))
 
-    def probabilities(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(binary, capability) probabilities from linear scores without the bias."""
+    def _probabilities(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits = logits + self.bias
         binary = 1.0 / (1.0 + np.exp(-logits[:, : len(HEADS)]))
         cap = logits[:, len(HEADS):]

@@ -108,31 +108,32 @@ def _cached_signatures(texts: pa.Array, keys: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _template_signatures(tpl: Templates) -> tuple[np.ndarray, np.ndarray]:
-    """Signatures of the distinct templates as the minimum over their parts' signatures.
+    """Signatures of the distinct templates as the minimum over their scaffold segments'.
 
-    A template is its scaffold segments and payload slots; each distinct masked scaffold
-    segment is shingled once per process (cached). Word bigrams that would span two segments
-    are not shingles, so this equals MinHash over the union of the segments' shingle sets.
+    Each distinct masked scaffold segment is shingled once per process (cached). Payload slots
+    are not shingles: a ``{x}`` shared by every wrapped template would make unrelated short
+    scaffolds look alike. A template without scaffold segments (the trivial one) gets the
+    signature of ``{x}``. Word bigrams that would span two segments are not shingles, so this
+    is MinHash over the union of the segments' shingle sets.
     """
     n_t = len(tpl.template_keys)
     sig = np.full((n_t, NUM_PERM), np.iinfo(np.uint64).max, dtype=np.uint64)
     has = np.zeros(n_t, dtype=bool)
-    if len(tpl.part_template) == 0:
-        return sig, has
-    used, _, part_row = unique(tpl.part_segment)  # -1 (slot) first
-    is_seg = used >= 0
-    texts = pa.concat_arrays([pa.array([SLOT_PAYLOAD], pa.large_string()),
-                              tpl.masked_segments.take(pa.array(used[is_seg])).cast(
-                                  pa.large_string())])
-    keys = np.concatenate([[SLOT_HASH], tpl.masked_segment_hash[used[is_seg]]])
-    part_sig, part_has = _cached_signatures(texts, keys.astype(np.uint64))
-    if is_seg[0]:  # no payload slot among the parts: drop the slot's row
-        part_sig, part_has = part_sig[1:], part_has[1:]
-    counts = np.bincount(tpl.part_template, minlength=n_t)
-    nz = counts > 0
-    starts = (np.cumsum(counts) - counts)[nz]
-    sig[nz] = np.minimum.reduceat(part_sig[part_row], starts, axis=0)
-    has[nz] = np.maximum.reduceat(part_has[part_row].astype(np.int8), starts) > 0
+    slot_sig, slot_has = _cached_signatures(pa.array([SLOT_PAYLOAD], pa.large_string()),
+                                            np.array([SLOT_HASH], dtype=np.uint64))
+    scaffold = tpl.part_segment >= 0
+    part_t, part_s = tpl.part_template[scaffold], tpl.part_segment[scaffold]
+    if len(part_s):
+        used, _, part_row = unique(part_s)
+        part_sig, part_has = _cached_signatures(tpl.masked_segments.take(pa.array(used)),
+                                                tpl.masked_segment_hash[used])
+        counts = np.bincount(part_t, minlength=n_t)
+        nz = counts > 0
+        starts = (np.cumsum(counts) - counts)[nz]
+        sig[nz] = np.minimum.reduceat(part_sig[part_row], starts, axis=0)
+        has[nz] = np.maximum.reduceat(part_has[part_row].astype(np.int8), starts) > 0
+    bare = np.bincount(part_t, minlength=n_t) == 0
+    sig[bare], has[bare] = slot_sig[0], slot_has[0]
     return sig, has
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from antidistill.fingerprint.hashing import fast_hash, mix64, powers, unique
+from antidistill.fingerprint.hashing import combine, fast_hash, mix64, powers, unique
 from antidistill.fingerprint.normalize import SLOT_PAYLOAD, mask, protect_code_newlines
 
 #: segment boundaries: line breaks, sentence ends, "label: " prefixes
@@ -194,15 +194,18 @@ def extract(normalized: pa.Array, *, min_support: int = 3,
 
 
 def _distinct_support(key: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """For every segment: in how many distinct texts (``parent`` ids) its key occurs."""
+    """For every segment: in how many distinct texts (``parent`` ids) its key occurs.
+
+    Distinct (key, parent) pairs are found by sorting one 64-bit hash of the pair (a lexsort
+    over two columns was measured ~3x slower); a collision would merge two pairs, at odds of
+    about n**2 / 2**64.
+    """
     if len(key) == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((parent, key))
-    k, p = key[order], parent[order]
-    new_pair = np.ones(len(k), dtype=bool)
-    new_pair[1:] = (k[1:] != k[:-1]) | (p[1:] != p[:-1])
-    uk, _, inverse = unique(k)
-    per_key = np.bincount(inverse, weights=new_pair, minlength=len(uk)).astype(np.int64)
-    out = np.empty(len(key), dtype=np.int64)
-    out[order] = per_key[inverse]
-    return out
+    key = np.asarray(key, dtype=np.uint64)
+    _, first, _ = unique(combine(key, np.asarray(parent).astype(np.uint64)))
+    pair_keys = np.sort(key[first])
+    starts = np.flatnonzero(np.r_[True, pair_keys[1:] != pair_keys[:-1]])
+    uk = pair_keys[starts]
+    per_key = np.diff(np.r_[starts, len(pair_keys)])
+    return per_key[np.searchsorted(uk, key)].astype(np.int64)

@@ -33,11 +33,11 @@ from antidistill.gateway.metrics import Metrics
 from antidistill.gateway.reasoning import REASONING_FIELDS, StreamReasoning, protect_message
 from antidistill.gateway.upstream import UpstreamError, make_upstream_client
 from antidistill.guard import BadIndex, Guard, RiskTable, open_store
+from antidistill.keys import watermark_headers
 from antidistill.policy import AuditLog, ManualActions, action_from_dict, guard_config, load_policy
 from antidistill.policy.audit import iso, read_audit
 
 log = logging.getLogger(__name__)
-WATERMARK_HEADER = "X-Antidistill-Watermark-Key-Id"
 
 
 @dataclass
@@ -353,7 +353,9 @@ def create_app(
                 asked = _int(body.get(key))
                 body[key] = deg.max_tokens if asked is None else min(asked, deg.max_tokens)
             if verdict.watermark_key_id:
-                fwd_headers[WATERMARK_HEADER] = verdict.watermark_key_id
+                fwd_headers.update(
+                    watermark_headers(account.account_id, verdict.watermark_key_id)
+                )
         if body.get("stream"):
             return await _stream(path, body, fwd_headers, verdict, row, endpoint, t0, chat)
         try:

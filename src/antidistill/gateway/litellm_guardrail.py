@@ -37,11 +37,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the LiteLLM guardrail needs LiteLLM: pip install 'antidistill[litellm]'"
     ) from exc
 
-from antidistill.gateway.app import WATERMARK_HEADER, GatewayConfig, build_enforcer, parse_chat
+from antidistill.gateway.app import GatewayConfig, build_enforcer, parse_chat
 from antidistill.gateway.canary import StreamingCanary, apply_canary
 from antidistill.gateway.enforcer import ClientInfo, Enforcer, Verdict
 from antidistill.gateway.keys_file import KeysFile
 from antidistill.gateway.reasoning import REASONING_FIELDS, StreamReasoning, protect_message
+from antidistill.keys import watermark_headers
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -142,7 +143,7 @@ class AntidistillGuardrail(CustomGuardrail):
             if v.watermark_key_id:
                 data["extra_headers"] = {
                     **(data.get("extra_headers") or {}),
-                    WATERMARK_HEADER: v.watermark_key_id,
+                    **watermark_headers(v.account.account_id, v.watermark_key_id),
                 }
             self._remember(data, v)
         return data

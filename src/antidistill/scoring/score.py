@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from antidistill.detect import Prepared
 
 
+#: Rule: harvesting is dataset-scale work. An account linked to no cluster is flagged on its own
+#: only with at least this many harvest-like exchanges (the smallest unclustered campaign account
+#: on the calibration world had 18); below that one account is too little evidence.
+MIN_SOLO_HARVEST = 10
+
+
 @dataclass
 class Scored:
     """The prepared account table with risk, flagged, cluster_id, reasons and stage outputs."""
@@ -34,7 +40,9 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     x2 = np.hstack([x, c]) if len(ids) else np.zeros((0, x.shape[1] + len(CLUSTER_FEATURES)))
     raw = model.raw_score(x2)
     risk = model.calibrate(raw)
-    flagged = risk >= model.threshold
+    in_cluster = np.array([a in prep.clustering.cluster_of for a in ids], dtype=bool)
+    enough = prep.column("n_harvest_like") >= MIN_SOLO_HARVEST if len(ids) else np.zeros(0, bool)
+    flagged = (risk >= model.threshold) & (in_cluster | enough)
     contrib = model.contributions(x2)
     table = prep.accounts
     table = table.append_column("own_score", pa.array(p1, pa.float64()))

@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from antidistill.errors import ConfigError, InputError
+from antidistill.keys import HEADER_ACCOUNT, HEADER_EPOCH, HEADER_KEY_ID
 from antidistill.watermark.keys import WatermarkKey, epoch_at, watermark_key
 
-HEADER_ACCOUNT = "X-Antidistill-Account"
-HEADER_KEY_ID = "X-Antidistill-Watermark-Key-Id"
-HEADER_EPOCH = "X-Antidistill-Watermark-Epoch"
+__all__ = ["HEADER_ACCOUNT", "HEADER_EPOCH", "HEADER_KEY_ID", "current_epoch", "key_from_headers"]
 
 
 def current_epoch(period_days: int = 30, now: datetime | None = None) -> int:
