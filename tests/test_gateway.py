@@ -299,18 +299,24 @@ def test_admin_manual_action_metrics_and_exactly_once_log(
             },
         )
         assert r.status_code == 200
-        for i in range(4):
+
+        def send(i: int, **extra: Any) -> httpx.Response:
+            """Chat as legit1 under request id rid-<i> (odd i streams), so the log is checkable."""
             rid = f"rid-{i}"
             sent.append(rid)
-            r = httpx.post(
+            return httpx.post(
                 f"{s.url}/v1/chat/completions",
                 headers={"Authorization": "Bearer sk-legit1", "X-Request-Id": rid},
                 json={
                     "model": "m",
                     "messages": [{"role": "user", "content": "hi"}],
                     "stream": i % 2 == 1,
+                    **extra,
                 },
             )
+
+        for i in range(4):
+            r = send(i)
             assert r.status_code == 403 and "pending review" in r.json()["error"]["message"]
         assert (
             httpx.delete(
@@ -319,18 +325,7 @@ def test_admin_manual_action_metrics_and_exactly_once_log(
             == 200
         )
         for i in range(4, 10):
-            rid = f"rid-{i}"
-            sent.append(rid)
-            r = httpx.post(
-                f"{s.url}/v1/chat/completions",
-                headers={"Authorization": "Bearer sk-legit1", "X-Request-Id": rid},
-                json={
-                    "model": "m",
-                    "messages": [{"role": "user", "content": "hi"}],
-                    "stream": i % 2 == 1,
-                    "stream_options": {"include_usage": i == 5},
-                },
-            )
+            r = send(i, stream_options={"include_usage": i == 5})
             assert r.status_code == 200
             if i == 5:
                 assert sse(r)[0][-1]["usage"]["completion_tokens"] > 0

@@ -27,6 +27,8 @@ def test_run_simulates_detects_and_reports(tmp_path: Path) -> None:
     assert accounts.num_rows == labels.num_rows
     campaigns = json.loads((det / "campaigns.json").read_text())
     assert campaigns["campaigns"], "a simulated week with campaigns must yield campaigns"
+    # every campaign is made of flagged accounts whose traffic is (partly) harvesting
+    assert all(c["mean_harvest_share"] > 0 for c in campaigns["campaigns"])
     html = (det / "report.html").read_text()
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
     # the evaluation against the simulator's labels is printed

@@ -60,6 +60,20 @@ def _safe(num: float, den: float) -> float | None:
     return None if den == 0 else float(num) / float(den)
 
 
+def _flagged_share(rows: list[dict[str, Any]], key: str, det: dict[str, dict[str, Any]],
+                   share: str) -> dict[str, dict[str, Any]]:
+    """Accounts and flagged accounts per ``rows[key]`` group, plus their ratio named ``share``
+    (an FPR over legitimate groups, a recall over campaigns: the same count either way)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        d = out.setdefault(r[key], {"accounts": 0, "flagged": 0})
+        d["accounts"] += 1
+        d["flagged"] += int(bool(det[r["account_id"]]["flagged"]))
+    for d in out.values():
+        d[share] = _safe(d["flagged"], d["accounts"])
+    return out
+
+
 def evaluate_tables(accounts: pa.Table, clusters: pa.Table | None, labels: pa.Table, *,
                     attack_counts: dict[str, int] | None = None) -> dict[str, Any]:
     """Account-level metrics from detection output and labels.
@@ -76,20 +90,8 @@ def evaluate_tables(accounts: pa.Table, clusters: pa.Table | None, labels: pa.Ta
     neg = [r for r in seen if r["campaign"] is None]
     tp = sum(1 for r in pos if det[r["account_id"]]["flagged"])
     fp = sum(1 for r in neg if det[r["account_id"]]["flagged"])
-    per_pop: dict[str, dict[str, Any]] = {}
-    for r in neg:
-        d = per_pop.setdefault(r["population"], {"accounts": 0, "flagged": 0})
-        d["accounts"] += 1
-        d["flagged"] += int(bool(det[r["account_id"]]["flagged"]))
-    for d in per_pop.values():
-        d["fpr"] = _safe(d["flagged"], d["accounts"])
-    per_campaign: dict[str, dict[str, Any]] = {}
-    for r in pos:
-        d = per_campaign.setdefault(r["campaign"], {"accounts": 0, "flagged": 0})
-        d["accounts"] += 1
-        d["flagged"] += int(bool(det[r["account_id"]]["flagged"]))
-    for d in per_campaign.values():
-        d["recall"] = _safe(d["flagged"], d["accounts"])
+    per_pop = _flagged_share(neg, "population", det, "fpr")
+    per_campaign = _flagged_share(pos, "campaign", det, "recall")
     if attack_counts is not None:
         weights = {a: float(attack_counts.get(a, 0)) for a in (r["account_id"] for r in pos)}
         weighting = "attack exchanges (exchange labels)"

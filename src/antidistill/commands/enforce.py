@@ -243,16 +243,8 @@ def register(app: typer.Typer) -> None:
         """Show recent decisions (and manual actions) from the audit log."""
         _decisions(audit, gateway, account, limit, as_json)
 
-    @app.command("decisions")
-    def decisions_top(
-        audit: Path | None = typer.Option(None, help="Audit log (JSONL) of a gateway."),
-        gateway: str | None = typer.Option(None, help="Or ask a running gateway's admin API."),
-        account: str | None = typer.Option(None, help="Only this account."),
-        limit: int = typer.Option(50, help="Last N records."),
-        as_json: bool = typer.Option(False, "--json", help="One JSON record per line."),
-    ) -> None:
-        """Alias of `policy decisions`."""
-        _decisions(audit, gateway, account, limit, as_json)
+    # The same command at the top level, so operators need not remember the group.
+    app.command("decisions", help="Alias of `policy decisions`.")(decisions)
 
     action_app = typer.Typer(
         help="Apply or lift a manual action on an account.", no_args_is_help=True

@@ -15,6 +15,8 @@ _TOKENIZER = typer.Option(None, "--tokenizer", help="Directory of the serving mo
                           "(tokenizer.json). Default: the corpora-trained local tokenizer.")
 _GAMMA = typer.Option(0.25, help="Green share gamma used at generation.")
 _WIDTH = typer.Option(1, "--context-width", help="Context window width used at generation.")
+_ACCOUNT = typer.Option(..., "--account", help="Account id whose key to test.")
+_EPOCH = typer.Option(0, "--epoch", help="Key epoch.")
 
 
 def _secret(value: str | None) -> str:
@@ -126,8 +128,8 @@ def register(app: typer.Typer) -> None:
     @wm.command("detect")
     def detect(
         text_file: Path = typer.Argument(..., help="Text to test (UTF-8)."),
-        account: str = typer.Option(..., "--account", help="Account id whose key to test."),
-        epoch: int = typer.Option(0, help="Key epoch."),
+        account: str = _ACCOUNT,
+        epoch: int = _EPOCH,
         secret: str | None = _SECRET,
         tokenizer: Path | None = _TOKENIZER,
         gamma: float = _GAMMA,
@@ -149,8 +151,8 @@ def register(app: typer.Typer) -> None:
 
     @wm.command("radioactivity")
     def radioactivity(
-        account: str = typer.Option(..., "--account", help="Account id whose key to test."),
-        epoch: int = typer.Option(0, help="Key epoch."),
+        account: str = _ACCOUNT,
+        epoch: int = _EPOCH,
         generations: Path | None = typer.Option(
             None, help="Black box: the suspect model's generations, one per line (JSON strings "
             "or plain text)."),

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from antidistill import schema
 from antidistill.errors import InputError, SchemaError
 from antidistill.ingest.extract import generic
+from antidistill.ingest.fastpath import cast_column
 from antidistill.ingest.normalize import Flags, Normalizer, RowProblem, generated_request_id
 from antidistill.ingest.readers import JsonLinesSource, detect_format
 
@@ -126,8 +127,8 @@ def _read_parquet(path: Path, cols: list[str], out_schema: pa.Schema, batch_size
             arrays = []
             for c in cols:
                 if c in present:
-                    arrays.append(_cast(batch.column(present.index(c)),
-                                        out_schema.field(c).type))
+                    arrays.append(cast_column(batch.column(present.index(c)),
+                                              out_schema.field(c).type))
                 else:
                     arrays.append(pa.nulls(batch.num_rows, out_schema.field(c).type))
             out = pa.RecordBatch.from_arrays(arrays, schema=out_schema)
@@ -142,18 +143,6 @@ def _read_parquet(path: Path, cols: list[str], out_schema: pa.Schema, batch_size
     except pa.ArrowException as exc:
         raise InputError(f"unreadable Parquet data after row {row}: {exc}",
                          where=str(path)) from None
-
-
-def _cast(col: pa.Array, typ: pa.DataType) -> pa.Array:
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    if col.type == typ:
-        return col
-    if pa.types.is_timestamp(col.type):
-        if col.type.tz is None:
-            col = col.cast(pa.timestamp(col.type.unit, tz="UTC"))
-        return col.cast(typ, safe=False)
-    return col.cast(typ)
 
 
 def _read_jsonl(path: Path, cols: list[str], out_schema: pa.Schema,

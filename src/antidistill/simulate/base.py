@@ -78,6 +78,16 @@ def pick_choice(rng: np.random.Generator, n: int, weights: list[float] | tuple[f
     return rng.choice(w.size, n, p=w / w.sum()).astype(np.int8)
 
 
+def session_pick(rng: np.random.Generator, sess: np.ndarray,
+                 weights: list[float] | tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, (category, corpus item) drawn once per session, so that every turn of a
+    session keeps one topic and one source item; ``sess`` holds 0-based session ids."""
+    nsess = int(sess.max()) + 1 if sess.size else 0
+    kind = pick_choice(rng, nsess, weights)[sess]
+    item = rng.integers(0, 1 << 30, nsess)[sess]
+    return kind, item
+
+
 def lognormal_mean(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
     """Lognormal draws with the given mean (heavy-tailed per-account volumes)."""
     return rng.lognormal(np.log(mean) - sigma**2 / 2, sigma, n)

@@ -18,7 +18,7 @@ from antidistill.simulate.base import (
     SessionPopulation,
     base_rows,
     lognormal_mean,
-    pick_choice,
+    session_pick,
 )
 from antidistill.simulate.context import (
     M_MAIN,
@@ -89,9 +89,7 @@ def chat_turns(ctx: Ctx, r: Rows, turn: np.ndarray, sess: np.ndarray,
                rng: np.random.Generator, *, followups: str = "followup") -> None:
     """Casual conversation text: a real first turn, then real or typical follow-ups."""
     pool = ctx.pool
-    nsess = int(sess.max()) + 1 if sess.size else 0
-    src = pick_choice(rng, nsess, (0.45, 0.15, 0.40))[sess]  # arena, mt_bench, hh
-    item = rng.integers(0, 1 << 30, nsess)[sess]
+    src, item = session_pick(rng, sess, (0.45, 0.15, 0.40))  # arena, mt_bench, hh
     first = turn == 0
     p1 = np.where(src == 0, pool.at("arena", item),
                   np.where(src == 1, pool.at("mt_bench", item), pool.at("hh", item)))
@@ -182,9 +180,7 @@ class AgentDevelopers(SessionPopulation):
                 sess: np.ndarray, rng: np.random.Generator) -> Rows:
         pool, loc = ctx.pool, acct - self.first
         r = base_rows(acct, ts, turn)
-        nsess = int(sess.max()) + 1 if sess.size else 0
-        kind = pick_choice(rng, nsess, (0.6, 0.15, 0.15, 0.1))[sess]  # task, code, bfcl, chat
-        item = rng.integers(0, 1 << 30, nsess)[sess]
+        kind, item = session_pick(rng, sess, (0.6, 0.15, 0.15, 0.1))  # task, code, bfcl, chat
         first = turn == 0
         agent = self.agent[loc]
         r["p0"] = np.where(first & (kind == 1), pool.pick("dev_code_pre", rng, acct.size), 0)
@@ -244,9 +240,7 @@ class TeamOrgs(SessionPopulation):
         pool, loc = ctx.pool, acct - self.first
         r = base_rows(acct, ts, turn)
         chat_turns(ctx, r, turn, sess, rng)
-        nsess = int(sess.max()) + 1 if sess.size else 0
-        kind = pick_choice(rng, nsess, (0.5, 0.25, 0.12, 0.13))[sess]  # chat, code, math, tools
-        item = rng.integers(0, 1 << 30, nsess)[sess]
+        kind, item = session_pick(rng, sess, (0.5, 0.25, 0.12, 0.13))  # chat, code, math, tools
         first = turn == 0
         r["p0"] = np.where(first & (kind == 1), pool.pick("dev_code_pre", rng, acct.size), 0)
         r["p1"] = np.select(
@@ -435,9 +429,7 @@ class Students(SessionPopulation):
         pool, loc = ctx.pool, acct - self.first
         r = base_rows(acct, ts, turn)
         chat_turns(ctx, r, turn, sess, rng, followups="student_followup")
-        nsess = int(sess.max()) + 1 if sess.size else 0
-        kind = pick_choice(rng, nsess, (0.3, 0.45, 0.25))[sess]  # chat, math, code
-        item = rng.integers(0, 1 << 30, nsess)[sess]
+        kind, item = session_pick(rng, sess, (0.3, 0.45, 0.25))  # chat, math, code
         first = turn == 0
         math_item = np.where(item % 3 == 0, pool.at("math", item), pool.at("gsm8k", item))
         r["p0"] = np.select([first & (kind == 1), first & (kind == 2)],
@@ -486,9 +478,7 @@ class ResellerCustomers(SessionPopulation):
         pool, loc = ctx.pool, acct - self.first
         r = base_rows(acct, ts, turn)
         chat_turns(ctx, r, turn, sess, rng)
-        nsess = int(sess.max()) + 1 if sess.size else 0
-        kind = pick_choice(rng, nsess, (0.6, 0.25, 0.15))[sess]  # chat, code, math
-        item = rng.integers(0, 1 << 30, nsess)[sess]
+        kind, item = session_pick(rng, sess, (0.6, 0.25, 0.15))  # chat, code, math
         first = turn == 0
         r["p1"] = np.select([first & (kind == 1), first & (kind == 2)],
                             [pool.at("dev_task", item), pool.at("gsm8k", item)], r["p1"])
