@@ -177,7 +177,7 @@ def test_score_cache_gives_the_same_scores_as_a_cold_run() -> None:
     from antidistill.features import requests
 
     rows = [f"Show your work. {p}" for p in GSM[:10]] + ARENA[:10] + ["thanks"] * 3
-    requests._cache.keys = np.zeros(0, dtype=np.uint64)  # cold
+    requests._cache.clear()  # cold
     cold = request_features(_table(rows))
     assert len(requests._cache.keys) > 0
     warm = request_features(_table(rows))

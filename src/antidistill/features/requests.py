@@ -13,7 +13,6 @@ nothing is trained at run time.
 
 from __future__ import annotations
 
-import threading
 from functools import cache
 
 import numpy as np
@@ -22,7 +21,13 @@ import pyarrow.compute as pc
 
 from antidistill.errors import SchemaError
 from antidistill.features.training import CAPABILITIES, HEADS, Model, load
-from antidistill.fingerprint import Encoded, encode_unique, fingerprint_details
+from antidistill.fingerprint import (
+    Encoded,
+    HashCache,
+    cached_rows,
+    encode_unique,
+    fingerprint_details,
+)
 from antidistill.fingerprint.hashing import combine, unique
 
 __all__ = ["CAPABILITIES", "COMPUTER_USE_CUES", "OUTPUT_SCHEMA", "request_features"]
@@ -75,42 +80,10 @@ def _column(table: pa.Table, name: str, typ: pa.DataType) -> pa.ChunkedArray:
         raise SchemaError(f"has type {col.type}, expected {typ}", field=name) from exc
 
 
-class _ScoreCache:
-    """Scores of texts already classified in this process, keyed by normalised-text hash.
-
-    ``detect`` calls :func:`request_features` once per chunk of a log, and popular prompts recur
-    in every chunk: each distinct text is classified once per run. Bounded: when full it
-    restarts from the latest chunk.
-    """
-
-    def __init__(self, max_entries: int = 1_000_000):
-        self.max_entries = max_entries
-        self.keys = np.zeros(0, dtype=np.uint64)
-        self.values = np.zeros((0, 0), dtype=np.float32)
-        self.lock = threading.Lock()
-
-    def get(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, rows of ``values`` for the found hashes)."""
-        with self.lock:
-            if len(self.keys) == 0:
-                return np.zeros(len(hashes), dtype=bool), np.zeros((0, 0), dtype=np.float32)
-            pos = np.clip(np.searchsorted(self.keys, hashes), 0, len(self.keys) - 1)
-            found = self.keys[pos] == hashes
-            return found, self.values[pos[found]]
-
-    def put(self, hashes: np.ndarray, values: np.ndarray) -> None:
-        """Add rows of scores (n, k); every call must use the same k."""
-        with self.lock:
-            if len(self.keys) + len(hashes) > self.max_entries or len(self.keys) == 0:
-                keys, vals = hashes, values
-            else:
-                keys = np.concatenate([self.keys, hashes])
-                vals = np.concatenate([self.values, values])
-            order = np.argsort(keys, kind="stable")
-            self.keys, self.values = keys[order], vals[order]
-
-
-_cache = _ScoreCache()
+#: Scores of texts already classified in this process, keyed by normalised-text hash: ``detect``
+#: calls :func:`request_features` once per chunk and popular prompts recur in every chunk, so each
+#: distinct text is classified once per run (bounded; restarts from the latest chunk when full).
+_cache = HashCache(max_entries=1_000_000)
 
 
 def _classify(texts: pa.Array, hashes: np.ndarray | None = None) -> tuple[np.ndarray,
@@ -120,18 +93,15 @@ def _classify(texts: pa.Array, hashes: np.ndarray | None = None) -> tuple[np.nda
     n_bin, n_cap = len(HEADS), len(model.classes)
     if len(texts) == 0:
         return np.zeros((0, n_bin), np.float32), np.zeros((0, n_cap), np.float32)
-    out = np.zeros((len(texts), n_bin + n_cap), dtype=np.float32)
-    found = np.zeros(len(texts), dtype=bool)
-    if hashes is not None:
-        found, cached = _cache.get(hashes)
-        if found.any():
-            out[found] = cached
-    miss = np.flatnonzero(~found)
-    if len(miss):
-        binary, cap = model.score_texts(texts.take(pa.array(miss)), normalized=True)
-        out[miss, :n_bin], out[miss, n_bin:] = binary, cap
-        if hashes is not None:
-            _cache.put(hashes[miss], out[miss])
+
+    def score(positions: np.ndarray) -> np.ndarray:
+        binary, cap = model.score_texts(texts.take(pa.array(positions)), normalized=True)
+        return np.hstack([binary, cap]).astype(np.float32)
+
+    if hashes is None:
+        out = score(np.arange(len(texts)))
+    else:
+        out = cached_rows(_cache, hashes, score, (n_bin + n_cap,), np.float32)
     return out[:, :n_bin], out[:, n_bin:]
 
 
