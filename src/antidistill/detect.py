@@ -230,10 +230,13 @@ def detect(
         from antidistill.campaigns import build_campaigns
 
         t = time.perf_counter()
-        camp = build_campaigns(con, scored.accounts, prep.clustering.members, prep.edges,
+        # later stages read the harvest share under its contract name
+        ranked = scored.accounts.append_column(
+            "harvest_share", scored.accounts.column("share_harvest_like").cast(pa.float64()))
+        camp = build_campaigns(con, ranked, prep.clustering.members, prep.edges,
                                models=release_table)
         prep.timings["campaigns"] = round(time.perf_counter() - t, 3)
-        accounts = _accounts_table(scored.accounts, camp.campaign_of)
+        accounts = _accounts_table(ranked, camp.campaign_of)
         clusters = _clusters_table(con, prep.clustering, accounts, camp.cluster_campaign)
         con.close()
     finally:
@@ -281,7 +284,7 @@ def _accounts_table(scored: pa.Table, campaign_of: dict[str, str]) -> pa.Table:
         "cluster_id": scored.column("cluster_id").cast(pa.string()),
         "campaign_id": pa.array([campaign_of.get(a) for a in ids], pa.string()),
         "reasons": scored.column("reasons").cast(pa.list_(pa.string())),
-        "harvest_share": scored.column("share_harvest_like").cast(pa.float64()),
+        "harvest_share": scored.column("harvest_share"),
     }
     table = pa.Table.from_pydict(lead, schema=ACCOUNTS_SCHEMA)
     skip = set(lead) | {"share_harvest_like"}

@@ -133,8 +133,8 @@ def _describe(con: duckdb.DuckDBPyConnection, accounts: pa.Table, campaign_of: d
     pivots = model_pivots(con, models)
     con.unregister("_camp")
     acc_rows = {r["account_id"]: r for r in accounts.select(
-        [c for c in ("account_id", "cluster_id", *HARVEST_SHARE_COLUMNS, "created_in_window",
-                     "risk") if c in accounts.schema.names]).to_pylist()}
+        [c for c in ("account_id", "cluster_id", "harvest_share", "created_in_window", "risk")
+         if c in accounts.schema.names]).to_pylist()}
     by_camp: dict[str, list[str]] = {}
     for acc, camp in campaign_of.items():
         by_camp.setdefault(camp, []).append(acc)
@@ -153,7 +153,7 @@ def _describe(con: duckdb.DuckDBPyConnection, accounts: pa.Table, campaign_of: d
             targeted.append("rubric grading / reward model")
         if rewrite >= 0.05:
             targeted.append("censorship-safe rewrites")
-        shares = [_harvest_share(acc_rows[a]) for a in accs if a in acc_rows]
+        shares = [float(acc_rows[a].get("harvest_share") or 0) for a in accs if a in acc_rows]
         new_accounts = sum(1 for a in accs if (acc_rows.get(a) or {}).get("created_in_window"))
         clusters = sorted(k for k, v in cluster_campaign.items() if v == camp_id)
         record: dict[str, Any] = {
@@ -264,17 +264,6 @@ def _atlas(record: dict[str, Any], n_pathways: int) -> list[dict[str, str]]:
                            f"harvesting with ordinary traffic (mean harvest share "
                            f"{record['mean_harvest_share']:.2f})"})
     return out
-
-
-#: the scored feature table calls it share_harvest_like; accounts.parquet calls it harvest_share
-HARVEST_SHARE_COLUMNS = ("harvest_share", "share_harvest_like")
-
-
-def _harvest_share(row: dict[str, Any]) -> float:
-    for name in HARVEST_SHARE_COLUMNS:
-        if row.get(name) is not None:
-            return float(row[name])
-    return 0.0
 
 
 def _iso(value: object) -> str | None:
