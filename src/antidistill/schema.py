@@ -54,7 +54,6 @@ ACCOUNT_TYPES = frozenset(
     {"individual", "team", "enterprise", "edu", "research", "startup", "reseller"}
 )
 STATUSES = frozenset({"ok", "error", "refused", "blocked"})
-PATHWAY_KINDS = ("direct", "cloud:", "reseller:")
 
 EXCHANGE_SCHEMA = pa.schema(
     [pa.field(name, typ, nullable=not req) for name, typ, req, _ in COLUMNS],
@@ -168,11 +167,6 @@ def conform(table: pa.Table, *, source: str = "<table>") -> pa.Table:
         else:
             arrays.append(pa.nulls(table.num_rows, typ))
     return pa.Table.from_arrays(arrays, schema=EXCHANGE_SCHEMA)
-
-
-def empty() -> pa.Table:
-    """A zero-row exchange table in schema v1."""
-    return EXCHANGE_SCHEMA.empty_table()
 
 
 def require_columns(names: Iterable[str], *, source: str) -> None:
