@@ -33,7 +33,7 @@ r = detect([Path(sys.argv[1])], Path(sys.argv[2]), progress=False, report=sys.ar
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "exchanges": r.n_exchanges, "accounts": r.accounts.num_rows,
                   "flagged": r.n_flagged, "campaigns": len(r.campaigns),
-                  "timings": r.timings,
+                  "timings": r.timings, "stage_peak_rss_mb": r.peak_rss_mb,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                  "peak_rss<=4GB": det["peak_rss_mb"] <= 4096},
         "flagged": det["flagged"], "campaigns": det["campaigns"],
         "stage_seconds": det["timings"],
+        "stage_peak_rss_mb": det["stage_peak_rss_mb"],
         "detect_excluding_request_classifiers_exchanges_per_s": round(det["exchanges"] / max(
             det["seconds"] - det["timings"].get("request_signals", 0.0), 1e-9)),
         "memory_limit": args.memory_limit, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",

@@ -51,6 +51,8 @@ class Prepared:
     models: pa.Table | None
     #: seconds per stage (staging includes the request-level classifiers)
     timings: dict[str, float] = field(default_factory=dict)
+    #: the process's peak RSS (MB) at the end of each stage, to see which stage sets the peak
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
     @property
     def account_ids(self) -> list[str]:
@@ -77,6 +79,7 @@ class DetectResult:
     evaluation: dict[str, Any] | None = None
     files: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_flagged(self) -> int:
@@ -109,6 +112,15 @@ def connect(tmp: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConne
     })
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (0 where unavailable)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 0.0
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def parse_until(value: str | datetime | None) -> datetime | None:
@@ -159,15 +171,15 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
             progress: bool = False) -> Prepared:
     """Stage the log and compute features, edges and communities (no model needed)."""
     from antidistill.detect_stage import stage
-    from antidistill.fingerprint import template_specificity
-
     clock = time.perf_counter()
     timings: dict[str, float] = {}
+    memory: dict[str, float] = {}
 
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
         timings[name] = round(now - clock, 3)
+        memory[name] = peak_rss_mb()
         clock = now
 
     n = stage(con, paths, until=until, progress=progress, timings=timings)
@@ -176,16 +188,10 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
     if n == 0:
         raise InputError("the log has no exchanges" + (" before --until" if until else ""),
                          where=", ".join(str(p) for p in paths))
-    pairs = con.sql("SELECT template_hash, account_id FROM ex WHERE template_hash IS NOT NULL"
-                        ).to_arrow_table()
-    spec = template_specificity(pairs.column("template_hash").combine_chunks(),
-                                pairs.column("account_id").combine_chunks())
+    # group in DuckDB (spills): Python sees one row per template, not one per request
+    spec = _specificity(con, "template_hash", "template_hash")
     # families are int64 ids: key their specificity by hash(family_id) (uint64), as linking does
-    fam = con.sql("SELECT hash(family_id) AS h, account_id FROM ex "
-                  "WHERE family_id IS NOT NULL").to_arrow_table()
-    fam_spec = template_specificity(fam.column("h").combine_chunks(),
-                                    fam.column("account_id").combine_chunks())
-    del pairs, fam
+    fam_spec = _specificity(con, "hash(family_id)", "family_id")
     lap("template_specificity")
     accounts = build_account_features(con, specificity=spec, models=models)
     lap("account_features")
@@ -193,7 +199,20 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
     lap("coordination_edges")
     clustering = detect_communities(edges)
     lap("communities")
-    return Prepared(n, accounts, edges, clustering, models, timings)
+    return Prepared(n, accounts, edges, clustering, models, timings, memory)
+
+
+def _specificity(con: duckdb.DuckDBPyConnection, key: str, column: str) -> pa.Table:
+    """:func:`antidistill.fingerprint.template_specificity` of ``key`` over the rows of ``ex``
+    where ``column`` is set, grouped in SQL."""
+    from antidistill.fingerprint import specificity_table
+
+    population = con.sql("SELECT count(DISTINCT account_id) FROM ex").fetchall()[0][0]
+    grouped = con.sql(
+        f"SELECT {key} AS k, count(DISTINCT account_id) AS n_acc, count(*) AS n_req FROM ex "
+        f"WHERE {column} IS NOT NULL GROUP BY ALL").to_arrow_table()
+    return specificity_table(grouped.column("k"), grouped.column("n_acc"),
+                             grouped.column("n_req"), int(population))
 
 
 def detect(
@@ -227,6 +246,7 @@ def detect(
         t = time.perf_counter()
         scored = score(prep, model)
         prep.timings["scoring"] = round(time.perf_counter() - t, 3)
+        prep.peak_rss_mb["scoring"] = peak_rss_mb()
         from antidistill.campaigns import build_campaigns
 
         t = time.perf_counter()
@@ -236,6 +256,7 @@ def detect(
         camp = build_campaigns(con, ranked, prep.clustering.members, prep.edges,
                                models=release_table)
         prep.timings["campaigns"] = round(time.perf_counter() - t, 3)
+        prep.peak_rss_mb["campaigns"] = peak_rss_mb()
         accounts = _accounts_table(ranked, camp.campaign_of)
         clusters = _clusters_table(con, prep.clustering, accounts, camp.cluster_campaign)
         con.close()
@@ -256,11 +277,13 @@ def detect(
         "threshold": model.threshold,
         "model": model.meta,
         "timings_s": prep.timings,
+        "peak_rss_mb": prep.peak_rss_mb,
     }
     files["campaigns"].write_text(json.dumps({"meta": meta, "campaigns": camp.records},
                                              indent=2, default=str), encoding="utf-8")
     result = DetectResult(out, prep.n_exchanges, accounts, clusters, camp.records,
-                          time.perf_counter() - started, files=files, timings=prep.timings)
+                          time.perf_counter() - started, files=files, timings=prep.timings,
+                          peak_rss_mb=prep.peak_rss_mb)
     if labels is not None:
         from antidistill.evaluate import evaluate_tables, read_labels
 

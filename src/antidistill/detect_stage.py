@@ -9,7 +9,10 @@ Spark) plus per-account / per-template aggregates in Python.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -76,13 +79,13 @@ def stage(
     until: datetime | None = None,
     progress: bool = False,
     timings: dict[str, float] | None = None,
+    workers: int = 2,
 ) -> int:
     """Create table ``ex`` in ``con`` from the log; return the number of staged exchanges.
 
-    ``timings`` (if given) receives the seconds spent in the request-level classifiers.
+    ``timings`` (if given) receives the seconds spent in the request-level classifiers;
+    ``workers`` chunks are classified at a time (threads).
     """
-    import time
-
     from antidistill.features.requests import request_features
 
     con.execute(
@@ -99,34 +102,59 @@ def stage(
         )
         """
     )
-    total = 0
+    total = submitted = 0
     bar = _progress(progress)
     task = bar.add_task("staging exchanges", total=None) if bar else None
+    classify_s = 0.0
+
+    def classify(chunk: pa.Table) -> tuple[pa.Table, pa.Table, float]:
+        t = time.perf_counter()
+        feats = request_features(chunk)
+        return chunk, feats, time.perf_counter() - t
+
+    # Arrow kernels, numpy and DuckDB release the GIL: classify up to ``workers`` chunks in
+    # threads while this thread reads the next chunk and inserts finished ones, in log order
+    # (per-chunk results do not depend on which thread ran first).
+    workers = max(1, workers)
+    pending: deque[Future[tuple[pa.Table, pa.Table, float]]] = deque()
     try:
-        for chunk in _chunks(read_log(paths), until):
-            chunk = _fill_request_ids(chunk, total)
-            t = time.perf_counter()
-            feats = request_features(chunk)
-            if timings is not None:
-                timings["request_signals"] = timings.get("request_signals", 0.0) + (
-                    time.perf_counter() - t)
-            if feats.num_rows != chunk.num_rows:
-                raise InputError(
-                    f"request_features returned {feats.num_rows} rows for {chunk.num_rows}"
-                )
-            slim = chunk.select(list(KEEP_COLUMNS))
-            for name in REQUEST_COLUMNS:
-                slim = slim.append_column(name, feats.column(name))
-            con.register("_chunk", slim)
-            con.execute("INSERT INTO ex SELECT * FROM _chunk")
-            con.unregister("_chunk")
-            total += chunk.num_rows
-            if bar and task is not None:
-                bar.update(task, advance=chunk.num_rows)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify") as pool:
+            chunks = _chunks(read_log(paths), until)
+            while True:
+                while len(pending) < workers:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        break
+                    pending.append(pool.submit(classify, _fill_request_ids(nxt, submitted)))
+                    submitted += nxt.num_rows
+                if not pending:
+                    break
+                chunk, feats, seconds = pending.popleft().result()
+                classify_s += seconds
+                _insert(con, chunk, feats)
+                total += chunk.num_rows
+                if bar and task is not None:
+                    bar.update(task, advance=chunk.num_rows)
     finally:
+        for f in pending:
+            f.cancel()
         if bar:
             bar.stop()
+    if timings is not None:
+        # classifier time summed over threads (can exceed the staging wall time)
+        timings["request_signals"] = timings.get("request_signals", 0.0) + classify_s
     return total
+
+
+def _insert(con: duckdb.DuckDBPyConnection, chunk: pa.Table, feats: pa.Table) -> None:
+    if feats.num_rows != chunk.num_rows:
+        raise InputError(f"request_features returned {feats.num_rows} rows for {chunk.num_rows}")
+    slim = chunk.select(list(KEEP_COLUMNS))
+    for name in REQUEST_COLUMNS:
+        slim = slim.append_column(name, feats.column(name))
+    con.register("_chunk", slim)
+    con.execute("INSERT INTO ex SELECT * FROM _chunk")
+    con.unregister("_chunk")
 
 
 def _progress(enabled: bool) -> Progress | None:

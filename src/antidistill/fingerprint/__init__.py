@@ -3,7 +3,8 @@
 Public API (used by :mod:`antidistill.features.requests` and the detection stages):
 
 - :func:`fingerprint` — per row ``template_hash``, ``content_hash``, ``family_id``;
-- :func:`template_specificity` — how specific each template is across accounts;
+- :func:`template_specificity` — how specific each template is across accounts
+  (:func:`specificity_table` from counts grouped elsewhere);
 - :func:`normalize`, :func:`mask` — the text normalisation behind the hashes;
 - :data:`TRIVIAL_TEMPLATE_HASH` — the template of a bare payload with no scaffold.
 
@@ -20,7 +21,7 @@ from antidistill.fingerprint.cache import HashCache, cached_rows
 from antidistill.fingerprint.families import NUM_PERM, families_of, signatures
 from antidistill.fingerprint.hashing import combine, fast_hash, unique, unique_values
 from antidistill.fingerprint.normalize import SLOT_PAYLOAD, mask, normalize
-from antidistill.fingerprint.specificity import template_specificity
+from antidistill.fingerprint.specificity import specificity_table, template_specificity
 from antidistill.fingerprint.templates import SLOT_HASH, TRIVIAL_HASH, Templates, extract
 
 #: the template of a prompt without any recognised scaffold and without a system prompt
@@ -37,7 +38,7 @@ FINGERPRINT_SCHEMA = pa.schema([
 
 __all__ = ["FINGERPRINT_SCHEMA", "MAX_CHARS", "TRIVIAL_TEMPLATE_HASH", "Encoded",
            "Templates", "encode_unique", "fingerprint", "fingerprint_details", "mask", "normalize",
-           "template_specificity"]
+           "specificity_table", "template_specificity"]
 
 
 class Encoded:

@@ -35,11 +35,20 @@ class HashCache:
             return found, self.values[pos[found]]
 
     def put(self, keys: np.ndarray, values: np.ndarray) -> None:
-        """Add rows (keys must be new and distinct; rows keep the dtype and width of the first
-        call)."""
+        """Add rows (keys distinct; rows keep the dtype and width of the first call).
+
+        Keys another thread stored meanwhile (both computed the same miss) are skipped.
+        """
         if len(keys) == 0:
             return
         with self.lock:
+            if len(self.keys):
+                pos = np.clip(np.searchsorted(self.keys, keys), 0, len(self.keys) - 1)
+                new = self.keys[pos] != keys
+                if not new.all():
+                    keys, values = keys[new], values[new]
+                    if len(keys) == 0:
+                        return
             if (self.values is None or len(self.keys) + len(keys) > self.max_entries
                     or self.values.shape[1:] != values.shape[1:]):
                 all_keys, all_values = keys, values

@@ -69,11 +69,31 @@ def template_specificity(template_hash: pa.Array | pa.ChunkedArray,
     population = int(pc.count_distinct(table["account_id"]).as_py())
     grouped = table.group_by("template_hash").aggregate(
         [("account_id", "count_distinct"), ("account_id", "count", pc.CountOptions("all"))])
-    n_acc = np.asarray(grouped["account_id_count_distinct"], dtype=np.int64)
-    n_req = np.asarray(grouped["account_id_count"], dtype=np.int64)
+    return specificity_table(grouped["template_hash"], grouped["account_id_count_distinct"],
+                             grouped["account_id_count"], population, trivial=trivial,
+                             half_accounts=half_accounts, max_share=max_share,
+                             min_population=min_population)
+
+
+def specificity_table(template_hash: pa.Array | pa.ChunkedArray,
+                      n_accounts: pa.Array | pa.ChunkedArray | np.ndarray,
+                      n_requests: pa.Array | pa.ChunkedArray | np.ndarray, population: int, *,
+                      trivial: int | None = None, half_accounts: float = HALF_ACCOUNTS,
+                      max_share: float = MAX_SHARE,
+                      min_population: int = MIN_POPULATION) -> pa.Table:
+    """:func:`template_specificity` from per-template counts aggregated elsewhere.
+
+    Lets a caller that holds the log in a database (detection's DuckDB) group there and pass
+    one row per template instead of one per request.
+    """
+    from antidistill.fingerprint import TRIVIAL_TEMPLATE_HASH
+
+    trivial = TRIVIAL_TEMPLATE_HASH if trivial is None else trivial
+    keys = template_hash.cast(pa.uint64()) if template_hash.type != pa.uint64() else template_hash
+    n_acc = np.asarray(n_accounts, dtype=np.int64)
+    n_req = np.asarray(n_requests, dtype=np.int64)
     spec = specificity_of(n_acc, population, half_accounts=half_accounts, max_share=max_share,
                           min_population=min_population)
-    keys = grouped["template_hash"]
     is_trivial = np.asarray(pc.fill_null(pc.equal(keys, pa.scalar(trivial, pa.uint64())), False))
     spec[is_trivial] = 0.0
     out = pa.table({"template_hash": keys, "n_accounts": n_acc, "n_requests": n_req,
