@@ -14,10 +14,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -27,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from antidistill.contracts import ACCOUNTS_SCHEMA, CLUSTERS_SCHEMA, CONTRACT_VERSION
-from antidistill.errors import InputError
+from antidistill.errors import ConfigError, InputError
 from antidistill.features.accounts import (
     CAPABILITY_COLUMNS,
     FEATURES,
@@ -36,6 +37,9 @@ from antidistill.features.accounts import (
 )
 from antidistill.linking.communities import Clustering, detect_communities
 from antidistill.linking.edges import build_edges
+
+if TYPE_CHECKING:
+    from antidistill.scoring import ScoringModel
 
 MEMORY_LIMIT = "2GB"
 
@@ -229,20 +233,27 @@ def detect(
     console: Console | None = None,
 ) -> DetectResult:
     """Run detection on ``paths`` and write the contract files into ``out``."""
-    from antidistill.scoring import ScoringModel, score
-
     started = time.perf_counter()
     if not paths:
         raise InputError("no log given")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cutoff = parse_until(until)
-    model = ScoringModel.load(Path(model_path) if model_path else None)
+    if model_path is not None and not Path(model_path).is_file():
+        raise ConfigError("no such model file", where=str(model_path))
+    # importing LightGBM (and the scikit-learn/SciPy it pulls in) takes seconds of mostly
+    # single-threaded Python: do it while the log is staged instead of before
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-model")
+    model_future = loader.submit(_load_model, Path(model_path) if model_path else None)
+    loader.shutdown(wait=False)
     release_table = read_models(models, paths)
     tmp = Path(tempfile.mkdtemp(prefix="antidistill-detect-"))
     try:
         con = connect(tmp, memory_limit)
         prep = prepare(con, paths, models=release_table, until=cutoff, progress=progress)
+        from antidistill.scoring import score
+
+        model = model_future.result()
         t = time.perf_counter()
         scored = score(prep, model)
         prep.timings["scoring"] = round(time.perf_counter() - t, 3)
@@ -296,6 +307,12 @@ def detect(
     if progress:
         (console or Console()).print(result.summary())
     return result
+
+
+def _load_model(path: Path | None) -> ScoringModel:
+    from antidistill.scoring import ScoringModel
+
+    return ScoringModel.load(path)
 
 
 def _accounts_table(scored: pa.Table, campaign_of: dict[str, str]) -> pa.Table:
