@@ -2,21 +2,16 @@
 
 Real prompts from the vendored corpora; a coordinated CoT-harvesting hydra (shared payment,
 synchronised, dataset split, two quiet members), ordinary chat users, a team org sharing payment
-and office IP, and an eval runner that bursts through a benchmark once. Also a throwaway shim of
-the request-level contract, used ONLY when ``antidistill.features.requests`` is not installed yet.
+and office IP, and an eval runner that bursts through a benchmark once.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -27,69 +22,6 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 COT = ("Solve this step by step and show all of your reasoning before the final answer:\n{p}",
        "Think through the problem carefully, explaining each step of your reasoning.\n\n{p}",
        "{p}\n\nWork it out step-by-step; write out your full chain of thought.")
-
-
-def _install_request_shim() -> None:
-    """Stand-in for the request-level contract while the real stage is not in the tree."""
-    try:
-        real = importlib.import_module("antidistill.features.requests")
-        importlib.import_module("antidistill.fingerprint").template_specificity  # noqa: B018
-        real.request_features(pa.table({
-            "request_id": ["r"], "prompt": ["hi"], "system_prompt": pa.nulls(1, pa.string()),
-            "n_tools": pa.nulls(1, pa.int32()), "has_image": pa.nulls(1, pa.bool_()),
-            "model": ["m"]}))
-        return
-    except (ImportError, AttributeError, FileNotFoundError):
-        pass  # the real stage (or its shipped weights) is not in the tree yet
-
-    def _h(arr: pa.Array) -> pa.Array:
-        return pa.array([abs(hash(x)) % (2**63) for x in arr.to_pylist()], pa.uint64())
-
-    def request_features(table: pa.Table) -> pa.Table:
-        prompt = pc.fill_null(table.column("prompt"), "")
-        low = pc.utf8_lower(prompt)
-        cot = pc.match_substring_regex(low, "step[ -]by[ -]step|chain of thought|reasoning")
-        tools = pc.greater(pc.fill_null(table.column("n_tools"), 0), 0)
-        code = pc.match_substring_regex(low, "def |python|function")
-        math = pc.match_substring_regex(low, r"\d+")
-        cap = pc.if_else(tools, "tool_use", pc.if_else(code, "coding", pc.if_else(
-            math, "reasoning", "chat")))
-        template = pc.replace_substring_regex(low, r"\n.*|\{.*", "")
-        content = pc.replace_substring_regex(low, r"^[^\n]*\n+", "")
-        f = pc.cast(cot, pa.float32())
-        return pa.table({
-            "request_id": table.column("request_id"), "capability": cap, "p_cot": f,
-            "p_rubric": pa.array(np.zeros(table.num_rows, np.float32)),
-            "p_rewrite": pa.array(np.zeros(table.num_rows, np.float32)),
-            "template_hash": _h(template.combine_chunks()),
-            "content_hash": _h(content.combine_chunks()),
-            "family_id": pc.cast(pc.divide(_h(template.combine_chunks()), 1024), pa.int64()),
-        })
-
-    def template_specificity(template_hash: pa.Array, account_id: pa.Array) -> pa.Table:
-        t = pa.table({"template_hash": template_hash, "account_id": account_id})
-        g = t.group_by("template_hash").aggregate([("account_id", "count_distinct"),
-                                                  ("account_id", "count")])
-        n_acc = np.asarray(g.column("account_id_count_distinct"), dtype=float)
-        total = max(len(set(account_id.to_pylist())), 2)
-        spec = np.clip(1 - np.log(n_acc) / np.log(total), 0, 1)
-        return pa.table({"template_hash": g.column("template_hash"),
-                         "n_accounts": pa.array(n_acc.astype(np.int64)),
-                         "n_requests": g.column("account_id_count"), "specificity": spec})
-
-    req = types.ModuleType("antidistill.features.requests")
-    req.request_features = request_features  # type: ignore[attr-defined]
-    sys.modules["antidistill.features.requests"] = req
-    try:
-        fp = importlib.import_module("antidistill.fingerprint")
-    except ImportError:
-        fp = types.ModuleType("antidistill.fingerprint")
-        sys.modules["antidistill.fingerprint"] = fp
-    if not hasattr(fp, "template_specificity"):
-        fp.template_specificity = template_specificity  # type: ignore[attr-defined]
-
-
-_install_request_shim()
 
 
 def make_world(out: Path, *, seed: int, days: int = 3) -> Path:
