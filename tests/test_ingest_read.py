@@ -45,6 +45,25 @@ def test_conforming_batches_and_column_subset(tmp_path: Path) -> None:
         list(read_exchanges([f], columns=["bogus"]))
 
 
+def test_streaming_a_parquet_log_holds_one_row_group_at_a_time(tmp_path: Path) -> None:
+    """Reading must not keep what it has already streamed (pyarrow's pre_buffer did)."""
+    import os
+
+    f = tmp_path / "big.parquet"
+    n, groups = 8_000, 24
+    prompts = [os.urandom(200).hex() for _ in range(n)]  # incompressible: ~3.2 MB per group
+    with pq.ParquetWriter(f, table(n, prompt=prompts).schema) as w:
+        for _ in range(groups):
+            w.write_table(table(n, prompt=prompts))
+    base = pa.total_allocated_bytes()
+    peak = 0
+    for batch in read_exchanges([f], batch_size=4_000):
+        peak = max(peak, pa.total_allocated_bytes() - base)
+        del batch
+    assert f.stat().st_size > 60e6
+    assert peak < f.stat().st_size / 4  # a few row groups at most, not the file
+
+
 def test_directory_skips_labels_and_hidden(tmp_path: Path) -> None:
     world = tmp_path / "world"
     world.mkdir()
