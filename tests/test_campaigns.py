@@ -18,7 +18,8 @@ def _ex(con, rows):  # type: ignore[no-untyped-def]
     con.register("_r", pa.Table.from_pylist(rows))
     con.execute("""CREATE OR REPLACE TABLE ex AS SELECT account_id, ts, model, pathway,
       'reasoning' AS capability, 0.9::FLOAT AS p_cot, 0.0::FLOAT AS p_rubric,
-      0.0::FLOAT AS p_rewrite, 1 AS n_messages, 0 AS n_tools FROM _r""")
+      0.0::FLOAT AS p_rewrite, 1 AS n_messages, 0 AS n_tools, NULL::UBIGINT AS template_hash
+      FROM _r""")
 
 
 def test_pivot_to_a_new_model_is_measured(tmp_path: Path) -> None:
@@ -56,8 +57,11 @@ def test_clusters_joined_by_cross_evidence(tmp_path: Path) -> None:
                          "cluster_id": ["K1", "K1", "K2", "K2", None],
                          "risk": [0.9] * 5, "harvest_share": [1.0, 1.0, 0.5, 0.5, 1.0],
                          "created_in_window": [1.0, 1.0, 0.0, 0.0, 0.0]})
-    # a1-b1 and a2-b2: two full links across, for units of two -> joined; z1 has 0.5 only
+    # a1-b1 and a2-b2: two full links across (payment and IP: corroborated), for units of two
+    # -> joined; z1 has 0.5 of one kind only
+    # (linking's edge table: a column per evidence kind plus their sum)
     edges = pa.table({"a": ["a1", "a1", "a2", "b1", "a1"], "b": ["a2", "b1", "b2", "b2", "z1"],
+                      "payment": [1.0, 0.5, 0.5, 1.0, 0.0], "ip": [0.0, 0.5, 0.5, 0.0, 0.5],
                       "weight": [1.0, 1.0, 1.0, 1.0, 0.5]})
     result = build_campaigns(con, accounts, {"K1": ["a1", "a2"], "K2": ["b1", "b2"]}, edges)
     assert result.campaign_of["a1"] == result.campaign_of["b2"]

@@ -30,6 +30,24 @@ def test_metrics_by_hand() -> None:
     assert r["exchange_weighted_recall"] == 0.9
     r2 = evaluate_tables(accounts, None, labels, attack_counts={"a": 10, "b": 10})
     assert r2["exchange_weighted_recall"] == 0.5
+    # reliability: bins 0.1-0.2 (b, e: 1 of 2 campaign), 0.2-0.3 (d: 0), 0.8-0.9 (c: 0),
+    # 0.9-1.0 (a: 1); ECE = (2*|0.5-0.1| + |0-0.2| + |0-0.8| + |1-0.9|) / 5
+    assert [d["bin"] for d in r["calibration"]] == ["0.1-0.2", "0.2-0.3", "0.8-0.9", "0.9-1.0"]
+    assert r["calibration"][0] == {"bin": "0.1-0.2", "accounts": 2, "mean_risk": 0.1,
+                                   "campaign_share": 0.5}
+    assert abs(r["ece"] - (0.8 + 0.2 + 0.8 + 0.1) / 5) < 1e-9
+
+
+def test_unflagged_account_counts_as_its_own_campaign() -> None:
+    # an unflagged campaign account that carries a campaign id (older outputs put every member
+    # of a flagged cluster in the campaign) must not be credited to that campaign
+    accounts = pa.table({"account_id": ["a", "b", "c"], "flagged": [True, True, False],
+                         "cluster_id": ["K1", "K1", "K1"], "campaign_id": ["C1", "C1", "C1"],
+                         "risk": [0.9, 0.9, 0.3]})
+    labels = pa.table({"account_id": ["a", "b", "c"], "population": ["x", "x", "x"],
+                       "campaign": ["A", "A", "A"]})
+    r = evaluate_tables(accounts, None, labels)
+    assert r["ari_campaign"] < 1.0 and r["ari_cluster"] == 1.0
 
 
 def test_evaluate_dir_and_cli(detected: Path, trained: dict) -> None:  # noqa: F811

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-import test_detect_world  # noqa: F401  (request-stage shim when the real one is absent)
 from antidistill.detect import connect
 from antidistill.linking import build_edges, detect_communities
 from antidistill.linking.edges import ALL_PAIRS_MAX, _block_pairs

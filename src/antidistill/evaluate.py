@@ -23,6 +23,8 @@ from sklearn.metrics import adjusted_rand_score
 from antidistill.contracts import read_accounts, read_clusters
 from antidistill.errors import InputError
 
+#: risk deciles of the reliability table
+CALIBRATION_BINS = 10
 #: hard-negative populations when the simulator does not say (names as labels use them)
 DEFAULT_HARD_NEGATIVES = ("enterprise_batch", "eval_runner", "agent_dev", "team_org", "student")
 
@@ -104,7 +106,9 @@ def evaluate_tables(accounts: pa.Table, clusters: pa.Table | None, labels: pa.Ta
     truth = [r["campaign"] for r in pos]
 
     def predicted(key: str) -> list[str]:
-        return [det[r["account_id"]][key] or f"none:{r['account_id']}" for r in pos]
+        # an unflagged account is not part of any detected campaign, whatever its row says
+        return [(det[r["account_id"]][key] if key == "cluster_id" or det[r["account_id"]]["flagged"]
+                 else None) or f"none:{r['account_id']}" for r in pos]
 
     hard = hard_negatives()
     hard_fpr = {p: per_pop[p]["fpr"] for p in hard if p in per_pop}
@@ -123,8 +127,31 @@ def evaluate_tables(accounts: pa.Table, clusters: pa.Table | None, labels: pa.Ta
         "ari_cluster": float(adjusted_rand_score(truth, predicted("cluster_id")))
         if len(pos) > 1 else None,
     }
+    result["calibration"], result["ece"] = _calibration(
+        [float(det[r["account_id"]]["risk"]) for r in seen],
+        [r["campaign"] is not None for r in seen])
     result["bars"] = _bars(result)
     return result
+
+
+def _calibration(risk: list[float], positive: list[bool],
+                 bins: int = CALIBRATION_BINS) -> tuple[list[dict[str, Any]], float | None]:
+    """Reliability table (per risk decile: accounts, mean risk, share that are campaign
+    accounts) and the expected calibration error (account-weighted mean |share - mean risk|):
+    "among accounts scored ~0.8, ~80% are campaign accounts" is what an analyst relies on."""
+    rows: list[dict[str, Any]] = []
+    err = 0.0
+    for k in range(bins):
+        lo, hi = k / bins, (k + 1) / bins
+        idx = [i for i, r in enumerate(risk) if lo <= r < hi or (k == bins - 1 and r == hi)]
+        if not idx:
+            continue
+        mean = sum(risk[i] for i in idx) / len(idx)
+        share = sum(positive[i] for i in idx) / len(idx)
+        err += len(idx) * abs(share - mean)
+        rows.append({"bin": f"{lo:.1f}-{hi:.1f}", "accounts": len(idx),
+                     "mean_risk": round(mean, 4), "campaign_share": round(share, 4)})
+    return rows, (err / len(risk) if risk else None)
 
 
 def _bars(r: dict[str, Any]) -> dict[str, bool | None]:
@@ -278,6 +305,13 @@ def print_evaluation(result: dict[str, Any], console: Console | None = None) -> 
         camp.add_row(name, str(d["accounts"]), str(d["flagged"]), f(d["recall"]),
                      "—" if hours is None else f"{hours:.1f}")
     console.print(camp)
+    if result.get("calibration"):
+        cal = Table(title=f"Calibration (ECE {f(result.get('ece'))})")
+        for c in ("risk", "accounts", "mean risk", "campaign share"):
+            cal.add_column(c, justify="right" if c != "risk" else "left")
+        for d in result["calibration"]:
+            cal.add_row(d["bin"], str(d["accounts"]), f(d["mean_risk"]), f(d["campaign_share"]))
+        console.print(cal)
     bars = Table(title="Bars")
     bars.add_column("bar")
     bars.add_column("met")

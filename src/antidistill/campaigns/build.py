@@ -15,15 +15,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-from scipy.cluster.hierarchy import DisjointSet
 
+from antidistill.campaigns.resolve import resolve
 from antidistill.features.accounts import HARVEST_LIKE_SQL
 
-#: cross-unit evidence (summed edge weight / smaller unit size) needed to join two units: on
-#: average every account of the smaller unit carries one full link into the other
-JOIN_THRESHOLD = 1.0
-#: a cluster is a campaign cluster when flagged accounts carry this share of its members
-CLUSTER_FLAG_SHARE = 0.5
 #: a pivot is reported when at least this share of harvesting moved to the new model
 PIVOT_MIN_SHARE = 0.1
 
@@ -58,50 +53,36 @@ def build_campaigns(
     created_in_window, n_exchanges.
     """
     acc_ids = accounts.column("account_id").to_pylist()
-    flagged = dict(zip(acc_ids, accounts.column("flagged").to_pylist(), strict=True))
-    units: dict[str, list[str]] = {}
-    unit_of: dict[str, str] = {}
-    for cid, accs in members.items():
-        share = sum(1 for a in accs if flagged.get(a)) / max(len(accs), 1)
-        if share >= CLUSTER_FLAG_SHARE:
-            units[cid] = list(accs)
-    in_unit = {a for accs in units.values() for a in accs}
-    for acc in acc_ids:
-        if flagged.get(acc) and acc not in in_unit:
-            units[f"acct:{acc}"] = [acc]
-    for uid, accs in units.items():
-        for a in accs:
-            unit_of[a] = uid
-    ds = DisjointSet(list(units))
-    if edges.num_rows and len(units) > 1:
-        a = edges.column("a").to_pylist()
-        b = edges.column("b").to_pylist()
-        w = edges.column("weight").to_numpy()
-        cross: dict[tuple[str, str], float] = {}
-        for x, y, wt in zip(a, b, w, strict=True):
-            ux, uy = unit_of.get(x), unit_of.get(y)
-            if ux is None or uy is None or ux == uy:
-                continue
-            key = (ux, uy) if ux < uy else (uy, ux)
-            cross[key] = cross.get(key, 0.0) + float(wt)
-        for (ux, uy), total in cross.items():
-            if total / min(len(units[ux]), len(units[uy])) >= JOIN_THRESHOLD:
-                ds.merge(ux, uy)
-    groups = [sorted(s) for s in ds.subsets()]
-    ordered = sorted(groups, key=lambda g: (-sum(len(units[u]) for u in g), g[0]))
+    flagged = [a for a, f in zip(acc_ids, accounts.column("flagged").to_pylist(), strict=True)
+               if f]
+    groups, cluster_group = resolve(flagged, members, edges, template_usage(con, flagged))
     campaign_of: dict[str, str] = {}
-    cluster_campaign: dict[str, str] = {}
-    for i, group in enumerate(ordered):
-        camp = f"C{i + 1:03d}"
-        for uid in group:
-            if not uid.startswith("acct:"):
-                cluster_campaign[uid] = camp
-            for acc in units[uid]:
-                campaign_of[acc] = camp
+    for i, group in enumerate(groups):
+        for acc in group:
+            campaign_of[acc] = f"C{i + 1:03d}"
+    cluster_campaign = {cid: f"C{int(g) + 1:03d}" for cid, g in cluster_group.items()}
     result = Campaigns(campaign_of, cluster_campaign)
     if campaign_of:
         result.records = _describe(con, accounts, campaign_of, cluster_campaign, models)
     return result
+
+
+def template_usage(con: duckdb.DuckDBPyConnection, flagged: list[str]) -> pa.Table:
+    """(account_id, template_hash) for templates used by flagged accounts only."""
+    if not flagged:
+        return pa.table({"account_id": pa.array([], pa.string()),
+                         "template_hash": pa.array([], pa.uint64())})
+    con.register("_flag", pa.table({"account_id": flagged}))
+    usage = con.sql("""
+      WITH u AS (SELECT DISTINCT template_hash, account_id FROM ex
+                 WHERE template_hash IS NOT NULL)
+      SELECT u.account_id, u.template_hash FROM u WHERE u.template_hash IN (
+        SELECT template_hash FROM u LEFT JOIN _flag f USING (account_id)
+        GROUP BY 1 HAVING bool_and(f.account_id IS NOT NULL))
+      ORDER BY 2, 1
+    """).to_arrow_table()
+    con.unregister("_flag")
+    return usage
 
 
 def _describe(con: duckdb.DuckDBPyConnection, accounts: pa.Table, campaign_of: dict[str, str],

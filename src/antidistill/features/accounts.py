@@ -33,6 +33,9 @@ FEATURES: tuple[str, ...] = (
     "adoption_delay_hours", "account_age_days", "created_in_window",
     "verified", "account_type_code", "pathway_code", "has_org",
     "share_not_ok", "log_ips", "log_client_fps", "max_payment_sharers", "max_ip_sharers",
+    # dilution-robust volumes: mixing ordinary chat into an account lowers every share above but
+    # not how much hard, distinct, long-output material it collected
+    "log_harvest_like", "log_distinct_hard", "hard_distinct_ratio", "log_harvest_output",
 )
 
 ACCOUNT_TYPE_CODES = {
@@ -125,6 +128,10 @@ def build_account_features(
           AS share_elicit,
         avg(CASE WHEN {HARVEST_LIKE_SQL} THEN 1 ELSE 0 END) AS share_harvest_like,
         sum(CASE WHEN {HARVEST_LIKE_SQL} THEN 1 ELSE 0 END) AS n_harvest_like,
+        count(DISTINCT CASE WHEN {HARVEST_LIKE_SQL} THEN content_hash END) AS n_distinct_hard,
+        coalesce(sum(CASE WHEN {HARVEST_LIKE_SQL}
+          THEN coalesce(output_tokens, 0) + coalesce(reasoning_tokens, 0) END), 0)
+          AS harvest_output_tokens,
         sum(CASE WHEN p_cot >= 0.5 THEN 1 ELSE 0 END) AS n_cot,
         sum(CASE WHEN p_rubric >= 0.5 THEN 1 ELSE 0 END) AS n_rubric,
         sum(CASE WHEN p_rewrite >= 0.5 THEN 1 ELSE 0 END) AS n_rewrite,
@@ -280,6 +287,11 @@ def derive(raw: pa.Table, *, window_start: object = None) -> pa.Table:
     feats["pathway_code"] = np.array([_pathway_code(p) for p in paths])
     feats["has_org"] = np.array([0.0 if o is None else 1.0
                                  for o in raw.column("org_id").to_pylist()])
+    n_hard = col("n_harvest_like")
+    feats["log_harvest_like"] = np.log10(np.maximum(n_hard, 1))
+    feats["log_distinct_hard"] = np.log10(np.maximum(col("n_distinct_hard"), 1))
+    feats["hard_distinct_ratio"] = col("n_distinct_hard") / np.maximum(n_hard, 1)
+    feats["log_harvest_output"] = np.log10(np.maximum(col("harvest_output_tokens"), 1))
     feats["log_ips"] = np.log10(np.maximum(col("n_ips"), 1))
     feats["log_client_fps"] = np.log10(np.maximum(col("n_client_fps"), 1))
     out = raw

@@ -55,6 +55,15 @@ SENTENCES: dict[str, Callable[[Row], str]] = {
     "log_distinct_content": lambda r: (
         f"{_n(r.get('n_distinct_content'))} distinct prompts: dataset-scale coverage"),
     "log_exchanges": lambda r: f"{_n(r.get('n_exchanges'))} requests in the window",
+    "log_harvest_like": lambda r: (
+        f"{_n(r.get('n_harvest_like'))} hard single-turn or elicitation requests in the window"),
+    "log_distinct_hard": lambda r: (
+        f"{_n(r.get('n_distinct_hard'))} distinct hard problems asked: dataset-scale coverage"),
+    "hard_distinct_ratio": lambda r: (
+        f"{_n(r.get('n_distinct_hard'))} distinct problems in {_n(r.get('n_harvest_like'))} hard "
+        "requests (almost no repeats)"),
+    "log_harvest_output": lambda r: (
+        f"{_n(r.get('harvest_output_tokens'))} output tokens collected on hard requests"),
     "log_rate_per_active_hour": lambda r: (
         f"{float(r.get('n_exchanges') or 0) / max(float(r.get('active_hours') or 1), 1):,.0f}"
         " requests per active hour"),

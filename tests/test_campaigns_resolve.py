@@ -1,0 +1,126 @@
+"""Campaign resolution: one operator's accounts join on several kinds of evidence, two operators
+that share only a method (scaffolds) and a hosting ASN stay apart."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from antidistill.campaigns.build import template_usage
+from antidistill.campaigns.resolve import resolve
+from antidistill.detect import connect
+from antidistill.linking.edges import KINDS
+
+
+def _edges(rows: list[dict[str, Any]]) -> pa.Table:
+    """Edge table with every kind column; ``weight`` as linking sums it."""
+    out = []
+    for r in rows:
+        full = {"a": min(r["a"], r["b"]), "b": max(r["a"], r["b"])}
+        full.update({k: float(r.get(k, 0.0)) for k in KINDS})
+        content = max(full["template"], full["family"])
+        full["weight"] = min(5.0, sum(full[k] for k in KINDS if k not in ("template", "family"))
+                             + content)
+        out.append(full)
+    return pa.Table.from_pylist(out)
+
+
+def _operator(prefix: str, n: int, **kinds: float) -> list[dict[str, Any]]:
+    accs = [f"{prefix}{i}" for i in range(n)]
+    return [{"a": x, "b": y, **kinds} for x, y in itertools.combinations(accs, 2)]
+
+
+def _usage(rows: dict[str, list[int]]) -> pa.Table:
+    pairs = [(a, t) for a, ts in rows.items() for t in ts]
+    return pa.table({"account_id": [a for a, _ in pairs],
+                     "template_hash": pa.array([t for _, t in pairs], pa.uint64())})
+
+
+def _group_of(groups: list[list[str]]) -> dict[str, int]:
+    return {a: i for i, g in enumerate(groups) for a in g}
+
+
+def test_two_operators_sharing_scaffolds_and_an_asn_stay_apart() -> None:
+    # X: shared payment + office IP; Y: shared client build + IPs. Between them: the same
+    # public CoT scaffold on every pair and one hosting ASN — a method and a supplier.
+    rows = _operator("x", 8, payment=1.0, ip=0.5) + _operator("y", 8, client=0.4, ip=0.5,
+                                                             template=0.9)
+    rows += [{"a": f"x{i}", "b": f"y{j}", "template": 0.9, "asn": 0.1}
+             for i in range(8) for j in range(8)]
+    edges = _edges(rows)
+    accs = [f"x{i}" for i in range(8)] + [f"y{i}" for i in range(8)]
+    # community detection fused them into one cluster; as two clusters they stay apart too
+    for members in ({"K1": accs}, {"K1": accs[:8], "K2": accs[8:]}):
+        groups, clusters = resolve(accs, members, edges)
+        g = _group_of(groups)
+        assert len({g[a] for a in accs[:8]}) == 1 and len({g[a] for a in accs[8:]}) == 1
+        assert g["x0"] != g["y0"], members
+        assert set(clusters) == set(members)
+
+
+def test_identity_plus_content_joins_clusters() -> None:
+    # the same operator's two clusters: scaffolds AND payment instruments cross between them
+    rows = _operator("x", 6, payment=1.0) + _operator("y", 6, payment=1.0)
+    rows += [{"a": f"x{i}", "b": f"y{i}", "template": 0.8, "payment": 0.3} for i in range(6)]
+    edges = _edges(rows)
+    accs = [f"x{i}" for i in range(6)] + [f"y{i}" for i in range(6)]
+    groups, clusters = resolve(accs, {"K1": accs[:6], "K2": accs[6:]}, edges)
+    assert len(groups) == 1
+    assert clusters["K1"] == clusters["K2"]
+    # one channel, however dense, does not: the same edges with template only
+    only_content = _edges(_operator("x", 6, payment=1.0) + _operator("y", 6, payment=1.0)
+                          + [{"a": f"x{i}", "b": f"y{j}", "template": 1.0}
+                             for i in range(6) for j in range(6)])
+    groups, _ = resolve(accs, {"K1": accs[:6], "K2": accs[6:]}, only_content)
+    assert len(groups) == 2
+
+
+def test_quiet_account_joins_through_private_scaffolds_and_identity() -> None:
+    accs = [f"x{i}" for i in range(6)]
+    rows = _operator("x", 6, payment=1.0, template=0.9)
+    # q: flagged, no strong edge; a weak reseller-damped payment/IP link to one operator account
+    rows.append({"a": "q", "b": "x0", "payment": 0.04, "ip": 0.09})
+    # r: the same scaffolds, no identity evidence at all; s: the same weak identity link, but
+    # only one of the operator's scaffolds (plus scaffolds of its own)
+    rows.append({"a": "s", "b": "x1", "payment": 0.04, "ip": 0.09})
+    edges = _edges(rows)
+    private = [101, 102, 103]
+    usage = {a: [*private, 900] for a in accs}
+    usage.update({"q": [101, 102, 103, 7], "r": [101, 102, 103], "s": [101, 555, 556]})
+    flagged = [*accs, "q", "r", "s"]
+    groups, _ = resolve(flagged, {"K1": accs}, edges, _usage(usage))
+    g = _group_of(groups)
+    assert g["q"] == g["x0"]
+    assert g["r"] != g["x0"] and g["s"] != g["x0"]
+    # without the usage table q stays alone (its pair evidence is far too weak)
+    groups, _ = resolve(flagged, {"K1": accs}, edges)
+    assert _group_of(groups)["q"] != _group_of(groups)["x0"]
+
+
+def test_only_flagged_accounts_get_a_campaign() -> None:
+    accs = [f"x{i}" for i in range(5)]
+    edges = _edges(_operator("x", 5, payment=1.0, ip=0.5))
+    groups, clusters = resolve(accs[:4], {"K1": accs}, edges)
+    assert groups == [accs[:4]]
+    assert clusters == {"K1": "0"}
+    # a cluster mostly unflagged is no campaign cluster; its flagged accounts are loose and
+    # join each other on their own corroborated (payment + IP) link
+    groups, clusters = resolve(accs[:2], {"K1": accs}, edges)
+    assert clusters == {} and groups == [["x0", "x1"]]
+    weak = _edges([{"a": "x0", "b": "x1", "payment": 1.0}])
+    groups, _ = resolve(accs[:2], {"K1": accs}, weak)
+    assert sorted(groups) == [["x0"], ["x1"]]
+
+
+def test_template_usage_keeps_only_scaffolds_no_unflagged_account_used(tmp_path: Path) -> None:
+    con = connect(tmp_path)
+    con.execute("""CREATE TABLE ex AS SELECT * FROM (VALUES
+      ('x0', 1::UBIGINT), ('x1', 1), ('x0', 2), ('u', 2), ('x1', 3), ('x1', 3), ('u', NULL))
+      t(account_id, template_hash)""")
+    usage = template_usage(con, ["x0", "x1"])
+    assert sorted(zip(usage.column("account_id").to_pylist(),
+                      usage.column("template_hash").to_pylist(), strict=True)) == [
+        ("x0", 1), ("x1", 1), ("x1", 3)]
