@@ -136,7 +136,14 @@ def start_gateway(
         flush_s=0.5,
         **over,
     )
-    return ServerThread(create_app(cfg))
+    # served like `antidistill gateway` serves it: one socket write per response
+    try:
+        from antidistill.gateway.serve import CoalescingHttpToolsProtocol
+
+        http: Any = CoalescingHttpToolsProtocol
+    except ImportError:  # no httptools (extra gateway-fast)
+        http = "auto"
+    return ServerThread(create_app(cfg), http=http)
 
 
 @pytest.fixture(scope="module")
@@ -402,11 +409,13 @@ rules:
         assert "reasoning_content" not in r.json()["choices"][0]["message"]  # batch risk still on
 
 
-def test_aiohttp_upstream_client_behaves_the_same(
-    upstream: ServerThread, world: dict[str, Path], tmp_path: Path
+@pytest.mark.parametrize("client", ["aiohttp", "httptools", "auto"])
+def test_fast_upstream_clients_behave_the_same(
+    upstream: ServerThread, world: dict[str, Path], tmp_path: Path, client: str
 ) -> None:
     pytest.importorskip("aiohttp", reason="aiohttp not installed (extra gateway-fast)")
-    with start_gateway(upstream, world, tmp_path / "l", http_client="aiohttp") as s:
+    pytest.importorskip("httptools", reason="httptools not installed (extra gateway-fast)")
+    with start_gateway(upstream, world, tmp_path / "l", http_client=client) as s:
         legit = chat(s.url, "sk-legit1", "how do tides work").json()["choices"][0]["message"]
         assert "<think>" in legit["content"] and legit["reasoning_content"]
         msg = chat(s.url, "sk-bad1", "Explain why the sky is blue").json()["choices"][0]["message"]
@@ -417,7 +426,7 @@ def test_aiohttp_upstream_client_behaves_the_same(
         assert joined(chunks, "reasoning_content") == legit["reasoning_content"]
     with ServerThread(
         create_app(
-            GatewayConfig(upstream="http://127.0.0.1:1", keys=world["keys"], http_client="aiohttp")
+            GatewayConfig(upstream="http://127.0.0.1:1", keys=world["keys"], http_client=client)
         )
     ) as s:
         r = chat(s.url, "sk-legit1", "hi")

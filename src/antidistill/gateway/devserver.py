@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,9 +41,10 @@ def _tokens(text: str) -> int:
 
 
 def make_upstream(chunk_chars: int = 7, delay_s: float = 0.0) -> FastAPI:
-    """The stub model server; ``app.state.requests`` records (path, headers, body) of calls."""
+    """The stub model server; ``app.state.requests`` records (path, headers, body) of the last
+    1000 calls (bounded: benchmarks send it millions)."""
     app = FastAPI()
-    app.state.requests = []
+    app.state.requests = deque(maxlen=1000)
 
     def last_user(body: dict[str, Any]) -> str:
         for m in reversed(body.get("messages") or []):
@@ -200,7 +202,10 @@ def free_port() -> int:
 class ServerThread:
     """Run an ASGI app with uvicorn on 127.0.0.1 in a background thread (tests, benchmarks)."""
 
-    def __init__(self, app: Any, port: int | None = None, log_level: str = "warning"):
+    def __init__(
+        self, app: Any, port: int | None = None, log_level: str = "warning", **options: Any
+    ):
+        """``options``: extra ``uvicorn.Config`` settings (e.g. ``http=`` a protocol class)."""
         import uvicorn
 
         self.port = port or free_port()
@@ -212,6 +217,7 @@ class ServerThread:
             log_level=log_level,
             lifespan="on",
             access_log=False,
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -241,12 +247,20 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--chunk-chars", type=int, default=7)
     args = ap.parse_args()
+    try:  # served like the gateway (one write per response) when httptools is installed
+        from antidistill.gateway.serve import CoalescingHttpToolsProtocol
+
+        http: Any = CoalescingHttpToolsProtocol
+    except ImportError:
+        http = "auto"
     uvicorn.run(
         make_upstream(args.chunk_chars),
         host=args.host,
         port=args.port,
+        http=http,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,
     )
 
 

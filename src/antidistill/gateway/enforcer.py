@@ -188,9 +188,10 @@ class Enforcer:
                 log.warning("degrade asks for canary/watermark but no secret is configured")
         if not g.store_ok:
             self.metrics.store_errors.inc()
-        self.metrics.decisions.labels(
+        self.metrics.child(
+            self.metrics.decisions,
             act.kind if v.denied is None or act.kind != "throttle" else "throttle_denied",
-            str(decision.dry_run).lower(),
+            "true" if decision.dry_run else "false",
         ).inc()
         self.metrics.decision_latency.observe(time.perf_counter() - t0)
         self.audit.write(self.audit_record(v, now))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (
@@ -63,6 +65,17 @@ class Metrics:
             "Exchange rows buffered, not yet written",
             registry=self.registry,
         )
+
+        # labelled children by label values: ``labels()`` validates and locks on every call
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per label combination."""
+        key = (id(metric), *values)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*values)
+        return c
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

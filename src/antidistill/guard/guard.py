@@ -199,21 +199,24 @@ class Guard:
             if n >= cfg.cot_min_requests:
                 s_cot = ramp(cot_units / (2.0 * n), *cfg.cot_rate)
             s_burst = ramp(res[6], *cfg.burst_accounts) if burst_cluster else 0.0
-            for name, s, why in (
-                ("rate", s_rate, f"{rpm:.0f} requests/min"),
-                ("repeat", s_rep, f"same scaffold {rep} times this hour"),
-                ("diversity", s_div, f"{distinct} distinct scaffolds in {n} requests this hour"),
-                ("cot", s_cot, f"{cot_units / (2.0 * max(n, 1)):.0%} of requests elicit reasoning"),
-                (
-                    "burst",
-                    s_burst,
-                    f"{res[6] if burst_cluster else 0} accounts of {burst_cluster} "
-                    f"active within {cfg.burst_window_s}s",
-                ),
-            ):
-                if s > 0:
-                    comps[name] = w.get(name, 0.5) * s
-                    evidence.append(why)
+            # evidence text only for the signals that fired (most requests: none)
+            if s_rate > 0:
+                comps["rate"] = w.get("rate", 0.5) * s_rate
+                evidence.append(f"{rpm:.0f} requests/min")
+            if s_rep > 0:
+                comps["repeat"] = w.get("repeat", 0.5) * s_rep
+                evidence.append(f"same scaffold {rep} times this hour")
+            if s_div > 0:
+                comps["diversity"] = w.get("diversity", 0.5) * s_div
+                evidence.append(f"{distinct} distinct scaffolds in {n} requests this hour")
+            if s_cot > 0:
+                comps["cot"] = w.get("cot", 0.5) * s_cot
+                evidence.append(f"{cot_units / (2.0 * max(n, 1)):.0%} of requests elicit reasoning")
+            if s_burst > 0:
+                comps["burst"] = w.get("burst", 0.5) * s_burst
+                evidence.append(
+                    f"{res[6]} accounts of {burst_cluster} active within {cfg.burst_window_s}s"
+                )
         behaviour = noisy_or(
             [v for k, v in comps.items() if k in ("rate", "repeat", "diversity", "cot", "burst")]
         )

@@ -11,6 +11,7 @@ Writes are buffered and flushed at least every ``flush_s`` seconds and on close.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +23,23 @@ import orjson
 
 from antidistill.errors import ConfigError
 
+_ISO_SECOND: list[tuple[int, str]] = [(-1, "")]  # last second formatted (hot path cache)
+
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-22T08:00:00.123Z``; the date-time part is formatted once per second."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)  # what datetime.fromtimestamp does (half-even to the microsecond)
+    sec = int(whole)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    elif us < 0:
+        sec, us = sec - 1, us + 1_000_000
+    cached_sec, prefix = _ISO_SECOND[0]
+    if sec != cached_sec:
+        prefix = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ISO_SECOND[0] = (sec, prefix)
+    return f"{prefix}.{us // 1000:03d}Z"
 
 
 class AuditLog:

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from antidistill.policy.manual import ManualActions
-from antidistill.policy.model import VERIFICATION_LEVELS, Action, Allow, Block, Facts, Policy
+from antidistill.policy.model import (
+    VERIFICATION_LEVELS,
+    Action,
+    Allow,
+    Block,
+    Facts,
+    Policy,
+    Tier,
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +50,27 @@ class Evaluator:
         self.policy = policy
         self.manual = manual or ManualActions()
         self.force_dry_run = force_dry_run
+        # tier by (account type, pathway) for the current policy: glob matching on every request
+        # was a measurable share of the gateway's CPU, and the answer only changes with the policy
+        self._tiers: tuple[Policy | None, dict[tuple[str | None, str | None], Tier | None]] = (
+            None,
+            {},
+        )
+
+    def _tier(self, account_type: str | None, pathway: str | None) -> Tier | None:
+        pol, cache = self._tiers
+        if pol is not self.policy:
+            pol, cache = self._tiers = (self.policy, {})
+        key = (account_type, pathway)
+        if key not in cache:
+            if len(cache) > 10_000:  # pathways are free text: stay bounded
+                cache.clear()
+            cache[key] = pol.tier_of(account_type, pathway)
+        return cache[key]
 
     def complete(self, facts: Facts) -> Facts:
         """Fill the policy-derived facts (tier, meets_verification) in place and return them."""
-        tier = self.policy.tier_of(facts.account_type, facts.pathway)
+        tier = self._tier(facts.account_type, facts.pathway)
         if tier is not None:
             facts.tier = tier.name
             have = facts.verification if facts.verification in VERIFICATION_LEVELS else "none"
