@@ -66,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exchanges", type=int, default=None)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "bench-detect")
-    ap.add_argument("--memory-limit", default="2GB")
+    ap.add_argument("--memory-limit", default=None, help="default: detect.MEMORY_LIMIT")
     ap.add_argument("--report", action="store_true", help="include report.html rendering")
     args = ap.parse_args(argv)
+    if args.memory_limit is None:
+        from antidistill.detect import MEMORY_LIMIT
+
+        args.memory_limit = MEMORY_LIMIT
     world = args.world
     if world is None:
         from antidistill.simulate import simulate_world

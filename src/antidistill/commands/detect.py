@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
         until: str | None = typer.Option(None, help="Only exchanges before this ISO instant."),
         labels: Path | None = typer.Option(None, help="labels.parquet: score the run."),
         model: Path | None = typer.Option(None, help="A scoring model file (default: shipped)."),
-        memory_limit: str = typer.Option("2GB", help="DuckDB memory limit before spilling."),
+        memory_limit: str | None = typer.Option(
+            None, help="DuckDB memory limit before spilling [default: 1.5GB]."),
         no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
     ) -> None:
         """Find distillation campaigns: accounts, hydra clusters, campaigns, report."""
@@ -24,12 +25,13 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
-        from antidistill.detect import detect
+        from antidistill.detect import MEMORY_LIMIT, detect
 
         console = Console()
         result = detect(logs, out, models=models, until=until, labels=labels,
                         progress=sys.stderr.isatty() or sys.stdout.isatty(), model_path=model,
-                        report=not no_report, memory_limit=memory_limit, console=console)
+                        report=not no_report, memory_limit=memory_limit or MEMORY_LIMIT,
+                        console=console)
         if not (sys.stderr.isatty() or sys.stdout.isatty()):
             console.print(result.summary())
         if result.evaluation is not None:

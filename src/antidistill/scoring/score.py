@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 #: only with at least this many harvest-like exchanges (the smallest unclustered campaign account
 #: on the calibration world had 18); below that one account is too little evidence.
 MIN_SOLO_HARVEST = 10
+#: accounts turned into dicts at a time for reason sentences (bounded memory)
+_REASON_SLICE = 8192
 
 
 @dataclass
@@ -52,7 +54,10 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     table = table.append_column("flagged", pa.array(flagged, pa.bool_()))
     table = table.append_column(
         "cluster_id", pa.array([prep.clustering.cluster_of.get(a) for a in ids], pa.string()))
-    rows = table.to_pylist()
-    reasons = reasons_for(rows, contrib)
+    # rows as dicts in slices: a whole-table to_pylist() costs ~0.5 GB at 130k accounts
+    reasons: list[list[str]] = []
+    for start in range(0, table.num_rows, _REASON_SLICE):
+        rows = table.slice(start, _REASON_SLICE).to_pylist()
+        reasons += reasons_for(rows, contrib[start:start + _REASON_SLICE])
     table = table.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
     return Scored(table, contrib)
