@@ -10,6 +10,11 @@ LiteLLM sends ``{input_type: request|response, texts, structured_messages, reque
   by ``litellm_call_id`` for the response phase.
 * ``response``: for a degraded account, ``<think>`` spans are stripped/summarised and canary
   marks applied to ``texts`` -> ``GUARDRAIL_INTERVENED``; anyone else -> ``NONE``.
+* streamed responses (LiteLLM ``streaming_transform_mode: incremental_diff``): LiteLLM re-sends
+  the accumulated text every few chunks and emits only what extends what it already sent. Each
+  text is protected incrementally (:class:`TextStream`), so earlier output never changes; the
+  still-provisional tail (an unfinished tag or sentence) is returned as ``stream_holdback_chars``
+  for LiteLLM to withhold until the next round (or emit at the end of the stream).
 
 Through this API LiteLLM only shows the guardrail the response *text*, so a separate
 ``reasoning_content`` field cannot be withheld here; use the in-process ``CustomGuardrail``
@@ -19,21 +24,23 @@ Through this API LiteLLM only shows the guardrail the response *text*, so a sepa
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from antidistill.gateway.app import GatewayConfig, build_enforcer
-from antidistill.gateway.canary import apply_canary
+from antidistill.gateway.canary import StreamingCanary
 from antidistill.gateway.enforcer import ClientInfo, Enforcer, Verdict
 from antidistill.gateway.keys_file import KeysFile
-from antidistill.gateway.reasoning import protect_text
+from antidistill.gateway.reasoning import StreamReasoning
 
 PATH = "/beta/litellm_basic_guardrail_api"
+V = TypeVar("V")
 ACCOUNT_FIELDS = (
     "user_api_key_user_id",
     "user_api_key_team_id",
@@ -44,11 +51,25 @@ ACCOUNT_FIELDS = (
 )
 
 
+# What LiteLLM reports for its master key (no virtual key, no database): not an account. Taken
+# as one, every master-key request would pile onto a single shared "account".
+PROXY_PLACEHOLDERS = frozenset({"default_user_id", "litellm_proxy_master_key"})
+
+
 def account_from(request_data: dict[str, Any], field: str | None = None) -> str | None:
+    """``field`` if given (an explicit choice is taken as is), else the first of
+    :data:`ACCOUNT_FIELDS` that is set and is not a master-key placeholder."""
     if field:
         v = request_data.get(field)
         return str(v) if v else None
-    return next((str(request_data[f]) for f in ACCOUNT_FIELDS if request_data.get(f)), None)
+    return next(
+        (
+            str(v)
+            for f in ACCOUNT_FIELDS
+            if (v := request_data.get(f)) and str(v) not in PROXY_PLACEHOLDERS
+        ),
+        None,
+    )
 
 
 def prompt_from(body: dict[str, Any]) -> tuple[str, str | None]:
@@ -73,20 +94,45 @@ def prompt_from(body: dict[str, Any]) -> tuple[str, str | None]:
     return prompt, "\n".join(system) or None
 
 
-class VerdictCache:
-    """Bounded call_id -> verdict map bridging the request and response phases."""
+class Bounded(Generic[V]):
+    """Bounded insertion-ordered map (oldest evicted): call_id -> verdict bridging the request
+    and response phases; call_id/choice -> :class:`TextStream` across streaming rounds."""
 
-    def __init__(self, size: int = 100_000):
-        self._d: OrderedDict[str, Verdict] = OrderedDict()
+    def __init__(self, size: int):
+        self._d: OrderedDict[str, V] = OrderedDict()
         self._size = size
 
-    def put(self, key: str, v: Verdict) -> None:
+    def put(self, key: str, v: V) -> None:
         self._d[key] = v
         if len(self._d) > self._size:
             self._d.popitem(last=False)
 
-    def pop(self, key: str) -> Verdict | None:
-        return self._d.pop(key, None)
+    def get(self, key: str) -> V | None:
+        return self._d.get(key)
+
+
+class TextStream:
+    """One response text that LiteLLM re-sends whole as it grows (a whole response is a single
+    round). Only the new suffix goes through the incremental transforms, so what was returned
+    before is never rewritten; an evicted state is rebuilt from the full text, which yields the
+    same output (the transforms do not depend on how the text was chunked)."""
+
+    def __init__(self, mode: str, summary_chars: int, canary_key: bytes | None):
+        self.reasoning = StreamReasoning(mode, summary_chars)
+        self.canary = StreamingCanary(canary_key) if canary_key is not None else None
+        self.raw = ""
+        self.committed = ""
+
+    def advance(self, text: str) -> tuple[str, int]:
+        """(protected text so far, how many trailing chars of it are still provisional)."""
+        out = self.reasoning.content_delta(text[len(self.raw) :])
+        self.raw = text
+        self.committed += self.canary.feed(out) if self.canary is not None else out
+        reasoning, canary = copy.deepcopy((self.reasoning, self.canary))
+        tail = reasoning.flush()
+        if canary is not None:
+            tail = canary.feed(tail) + canary.flush()
+        return self.committed + tail, len(tail)
 
 
 def create_guardrail_app(
@@ -99,7 +145,8 @@ def create_guardrail_app(
     app = FastAPI(title="antidistill guardrail", docs_url=None, redoc_url=None)
     enf = enforcer or build_enforcer(cfg)
     kf = keys or (KeysFile.load(cfg.keys) if cfg.keys else KeysFile({}, {}))
-    cache = VerdictCache()
+    cache: Bounded[Verdict] = Bounded(100_000)
+    streams: Bounded[TextStream] = Bounded(10_000)
     app.state.enf = enf
 
     @app.get("/healthz")
@@ -134,7 +181,9 @@ def create_guardrail_app(
             # no identity: nothing to enforce per account; say so rather than guessing
             return JSONResponse({"action": "NONE", "blocked_reason": None, "texts": None})
         texts = [str(t) for t in body.get("texts") or []]
-        verdict = cache.pop(call_id) if (input_type == "response" and call_id) else None
+        # A streamed response reaches us once per sampled round, all with the same call id:
+        # one request gets one decision (and counts once against rate limits).
+        verdict = cache.get(call_id) if (input_type == "response" and call_id) else None
         if verdict is None:
             prompt, system = prompt_from(body) if input_type == "request" else ("", None)
             args = (
@@ -150,26 +199,37 @@ def create_guardrail_app(
                 if enf.guard.store.remote
                 else enf.assess(*args)
             )
+            if call_id:  # the response phase reuses it: one request, one decision
+                cache.put(call_id, verdict)
         if verdict.denied is not None:
             return JSONResponse(
                 {"action": "BLOCKED", "blocked_reason": verdict.denied[2], "texts": None}
             )
         if input_type == "request":
-            if call_id:  # the response phase reuses it: one request, one decision
-                cache.put(call_id, verdict)
             return JSONResponse({"action": "NONE", "blocked_reason": None, "texts": None})
         deg = verdict.degrade
         if deg is None or not texts:
             return JSONResponse({"action": "NONE", "blocked_reason": None, "texts": None})
-        out = []
-        for t in texts:
-            t2 = protect_text(t, deg.reasoning, deg.summary_chars)
-            if verdict.canary_key is not None:
-                t2, _ = apply_canary(t2, verdict.canary_key)
-            out.append(t2)
-        action = "GUARDRAIL_INTERVENED" if out != texts else "NONE"
+        out, hold = [], []
+        for i, t in enumerate(texts):
+            key = f"{call_id}#{i}"
+            st = streams.get(key) if call_id else None
+            if st is None or not t.startswith(st.raw):
+                st = TextStream(deg.reasoning, deg.summary_chars, verdict.canary_key)
+                if call_id:
+                    streams.put(key, st)
+            text, held = st.advance(t)
+            out.append(text)
+            hold.append(held)
+        if out == texts and not any(hold):  # else a NONE would let LiteLLM emit the raw tail
+            return JSONResponse({"action": "NONE", "blocked_reason": None, "texts": None})
         return JSONResponse(
-            {"action": action, "blocked_reason": None, "texts": out if action != "NONE" else None}
+            {
+                "action": "GUARDRAIL_INTERVENED",
+                "blocked_reason": None,
+                "texts": out,
+                "stream_holdback_chars": hold,
+            }
         )
 
     return app

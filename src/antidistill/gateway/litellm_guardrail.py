@@ -16,6 +16,12 @@ LiteLLM ``config.yaml``::
           default_on: true
           policy: /etc/antidistill/policy.yaml
           risk: /var/lib/antidistill/accounts.parquet
+          account_field: end_user_id   # without a database: the request's ``user`` field
+
+Account identity: ``account_field`` names the ``UserAPIKeyAuth`` field that is the account. The
+default tries ``user_id``, ``team_id``, ``end_user_id``, ``org_id``, ``key_alias``, ``token`` in
+turn, skipping LiteLLM's placeholders for the master key (``default_user_id``,
+``litellm_proxy_master_key``): otherwise every master-key request would be one shared account.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from antidistill.gateway.app import GatewayConfig, build_enforcer, parse_chat
 from antidistill.gateway.canary import StreamingCanary, apply_canary
 from antidistill.gateway.enforcer import ClientInfo, Enforcer, Verdict
+from antidistill.gateway.guardrail_api import PROXY_PLACEHOLDERS
 from antidistill.gateway.keys_file import KeysFile
 from antidistill.gateway.reasoning import REASONING_FIELDS, StreamReasoning, protect_message
 from antidistill.keys import watermark_headers
@@ -57,13 +64,15 @@ def _set(obj: Any, name: str, value: Any) -> None:
 
 
 class AntidistillGuardrail(CustomGuardrail):
-    """Configured from ``litellm_params`` (paths as in ``antidistill gateway``)."""
+    """Configured from ``litellm_params`` (paths as in ``antidistill gateway``; ``logs`` = the
+    exchange logs behind the risk table, like ``--log``)."""
 
     def __init__(
         self,
         policy: str | None = None,
         risk: str | None = None,
         clusters: str | None = None,
+        logs: list[str] | str | None = None,
         keys: str | None = None,
         log_dir: str | None = None,
         state: str | None = None,
@@ -77,6 +86,7 @@ class AntidistillGuardrail(CustomGuardrail):
             upstream="",
             risk=Path(risk) if risk else None,
             clusters=Path(clusters) if clusters else None,
+            index_logs=[Path(x) for x in ([logs] if isinstance(logs, str) else logs or [])],
             policy=Path(policy) if policy else None,
             keys=Path(keys) if keys else None,
             log_dir=Path(log_dir) if log_dir else None,
@@ -92,12 +102,18 @@ class AntidistillGuardrail(CustomGuardrail):
 
     # -- helpers ----------------------------------------------------------------------------
     def _account_id(self, user_api_key_dict: Any) -> str | None:
-        fields = (
-            (self.account_field,)
-            if self.account_field
-            else ("user_id", "team_id", "end_user_id", "org_id", "key_alias", "token")
+        if self.account_field:
+            v = _get(user_api_key_dict, self.account_field)
+            return str(v) if v else None
+        fields = ("user_id", "team_id", "end_user_id", "org_id", "key_alias", "token")
+        return next(
+            (
+                str(v)
+                for f in fields
+                if (v := _get(user_api_key_dict, f)) and str(v) not in PROXY_PLACEHOLDERS
+            ),
+            None,
         )
-        return next((str(v) for f in fields if f and (v := _get(user_api_key_dict, f))), None)
 
     def _remember(self, data: dict[str, Any], v: Verdict) -> None:
         key = str(data.get("litellm_call_id") or id(data))
