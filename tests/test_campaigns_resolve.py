@@ -100,6 +100,23 @@ def test_quiet_account_joins_through_private_scaffolds_and_identity() -> None:
     assert _group_of(groups)["q"] != _group_of(groups)["x0"]
 
 
+def test_quiet_account_with_many_of_one_campaigns_private_scaffolds_joins_it() -> None:
+    # no identity evidence at all: 5 scaffolds only campaign X ever sent join t to X; 4 do not,
+    # nor do 5 of X's next to 3 of Y's (not one operator's signature)
+    rows = _operator("x", 6, payment=1.0, template=0.9) + _operator("y", 6, payment=1.0)
+    edges = _edges(rows)
+    xs, ys = [f"x{i}" for i in range(6)], [f"y{i}" for i in range(6)]
+    usage = {a: [101, 102, 103, 104, 105] for a in xs}
+    usage.update({a: [201, 202, 203] for a in ys})
+    usage.update({"t": [101, 102, 103, 104, 105, 7], "u": [101, 102, 103, 104],
+                  "v": [101, 102, 103, 104, 105, 201, 202, 203]})
+    flagged = [*xs, *ys, "t", "u", "v"]
+    groups, _ = resolve(flagged, {"K1": xs, "K2": ys}, edges, _usage(usage))
+    g = _group_of(groups)
+    assert g["t"] == g["x0"]
+    assert g["u"] not in (g["x0"], g["y0"]) and g["v"] not in (g["x0"], g["y0"])
+
+
 def test_only_flagged_accounts_get_a_campaign() -> None:
     accs = [f"x{i}" for i in range(5)]
     edges = _edges(_operator("x", 5, payment=1.0, ip=0.5))

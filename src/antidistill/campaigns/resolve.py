@@ -17,7 +17,9 @@ So campaign resolution is "over-split, then join on corroboration":
    ``MIN_CHANNEL_SHARE`` of it (a shared hosting ASN never counts as one). One channel alone,
    however dense, never joins two units;
 3. a flagged account still alone joins the campaign whose private scaffolds (templates nobody
-   outside it ever sent) it uses, when it also has identity evidence into that campaign.
+   outside it ever sent) it uses, when it also has identity evidence into that campaign — or,
+   without it, when it uses ``PRIVATE_TEMPLATES_ALONE`` or more of them and (almost) no other
+   campaign's: a set of scaffolds only one operation ever sent is that operation's signature.
 
 Only flagged accounts get a campaign: an unflagged account in a flagged cluster is not part of
 the operation as detected (it stays in the cluster, with the cluster's campaign id on the cluster).
@@ -30,6 +32,7 @@ from collections.abc import Iterable
 import networkx as nx
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.cluster.hierarchy import DisjointSet
 
 from antidistill.linking.communities import MIN_EDGE_WEIGHT, SEED
@@ -60,6 +63,11 @@ MIN_CHANNEL_SHARE = 0.05
 #: evidence for it, and this many for full (1.0) strength
 MIN_PRIVATE_TEMPLATES = 2
 PRIVATE_TEMPLATES_FULL = 3
+#: ... and this many, when they are at least ``OWNER_SHARE`` of the private templates it uses
+#: that have an owner, join it to that campaign on content alone: a hydra's quiet accounts at
+#: scale often share no payment, egress or timing with the rest, only the operator's scaffolds
+PRIVATE_TEMPLATES_ALONE = 5
+OWNER_SHARE = 0.8
 #: a cluster is a campaign cluster when flagged accounts carry this share of its members
 CLUSTER_FLAG_SHARE = 0.5
 
@@ -109,14 +117,18 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     ids = {x: i for i, x in enumerate(names)}
     # edges among flagged accounts, as integer ids
     if edges.num_rows:
-        ea = np.array([ids.get(x, -1) for x in edges.column("a").to_pylist()], dtype=np.int64)
-        eb = np.array([ids.get(x, -1) for x in edges.column("b").to_pylist()], dtype=np.int64)
-        keep = (ea >= 0) & (eb >= 0)
-        ea, eb = ea[keep], eb[keep]
-        w = np.asarray(edges.column("weight").to_numpy(zero_copy_only=False),
-                       dtype=np.float64)[keep]
+        # in Arrow, not Python lists: the 16M-exchange world has millions of edges
+        value_set = pa.array(names, pa.string())
+        ia = pc.index_in(edges.column("a"), value_set=value_set)
+        ib = pc.index_in(edges.column("b"), value_set=value_set)
+        keep = pc.and_(pc.is_valid(ia), pc.is_valid(ib))
+        edges = edges.filter(keep)
+        ea = np.asarray(ia.filter(keep).to_numpy(zero_copy_only=False), dtype=np.int64)
+        eb = np.asarray(ib.filter(keep).to_numpy(zero_copy_only=False), dtype=np.int64)
+        w = np.asarray(edges.column("weight").to_numpy(zero_copy_only=False), dtype=np.float64)
         channels = _channel_weights(edges)
-        stacked = np.stack([channels[c][keep] for c in CHANNELS], axis=1)
+        stacked = np.stack([channels[c] for c in CHANNELS], axis=1)
+        del channels
     else:
         ea = eb = np.zeros(0, np.int64)
         w = np.zeros(0)
@@ -255,12 +267,15 @@ def _attach_by_private_templates(names: list[str], group: np.ndarray, usage: pa.
             link[(i, g)] = link.get((i, g), 0.0) + v
     out = group.copy()
     best: dict[int, tuple[float, int]] = {}
+    owned = np.bincount(pairs[:, 0], weights=counts, minlength=len(names))
     for (i, g), k in zip(pairs.tolist(), counts.tolist(), strict=True):
         content = min(1.0, k / PRIVATE_TEMPLATES_FULL)
         ident = link.get((i, g), 0.0)
-        if (k >= MIN_PRIVATE_TEMPLATES and ident >= MIN_CHANNEL_SHARE
-                and content + ident >= JOIN_THRESHOLD and content + ident > best.get(
-                    i, (0.0, -1))[0]):
+        corroborated = (k >= MIN_PRIVATE_TEMPLATES and ident >= MIN_CHANNEL_SHARE
+                        and content + ident >= JOIN_THRESHOLD)
+        # many scaffolds private to one campaign and (almost) none of anybody else's
+        signature = k >= PRIVATE_TEMPLATES_ALONE and k >= OWNER_SHARE * owned[i]
+        if (corroborated or signature) and content + ident > best.get(i, (0.0, -1))[0]:
             best[i] = (content + ident, g)
     for i, (_, g) in best.items():
         out[i] = g
