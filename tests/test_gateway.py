@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from antidistill.contracts import ACCOUNTS_SCHEMA
-from antidistill.gateway.app import GatewayConfig, create_app
+from antidistill.gateway.app import GatewayConfig, create_app, uvicorn_http
 from antidistill.gateway.canary import detect_canary
 from antidistill.gateway.devserver import ServerThread, make_upstream
 from antidistill.policy import read_audit
@@ -137,13 +137,7 @@ def start_gateway(
         **over,
     )
     # served like `antidistill gateway` serves it: one socket write per response
-    try:
-        from antidistill.gateway.serve import CoalescingHttpToolsProtocol
-
-        http: Any = CoalescingHttpToolsProtocol
-    except ImportError:  # no httptools (extra gateway-fast)
-        http = "auto"
-    return ServerThread(create_app(cfg), http=http)
+    return ServerThread(create_app(cfg), http=uvicorn_http())
 
 
 @pytest.fixture(scope="module")

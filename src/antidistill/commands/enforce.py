@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         """
         import uvicorn
 
-        from antidistill.gateway.app import GatewayConfig, create_app
+        from antidistill.gateway.app import GatewayConfig, create_app, uvicorn_http
 
         cfg = GatewayConfig(
             upstream=upstream,
@@ -92,19 +92,13 @@ def register(app: typer.Typer) -> None:
             trust_forwarded=trust_forwarded,
             http_client=http_client,
         )
-        try:  # one socket write per response (extra antidistill[gateway-fast])
-            from antidistill.gateway.serve import CoalescingHttpToolsProtocol
-
-            http: Any = CoalescingHttpToolsProtocol
-        except ImportError:
-            http = "auto"
         # No uvicorn proxy-header rewriting: --trust-forwarded alone decides whether
         # X-Forwarded-For is believed (and the middleware costs CPU on every request).
         uvicorn.run(
             create_app(cfg),
             host=host,
             port=port,
-            http=http,
+            http=uvicorn_http(),
             log_level=workers_log_level,
             access_log=False,
             proxy_headers=False,

@@ -238,6 +238,16 @@ async def _serve(
         await openai_error(500, "Internal gateway error.", "internal_error")(scope, receive, send)
 
 
+def uvicorn_http() -> Any:
+    """uvicorn's ``http=`` for serving the gateway: one socket write per response
+    (:mod:`antidistill.gateway.serve`) when httptools is installed (extra gateway-fast)."""
+    try:
+        from antidistill.gateway.serve import CoalescingHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingHttpToolsProtocol
+
+
 def create_app(
     cfg: GatewayConfig, *, enforcer: Enforcer | None = None, keys: KeysFile | None = None
 ) -> GatewayApp:

@@ -247,17 +247,13 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--chunk-chars", type=int, default=7)
     args = ap.parse_args()
-    try:  # served like the gateway (one write per response) when httptools is installed
-        from antidistill.gateway.serve import CoalescingHttpToolsProtocol
+    from antidistill.gateway.app import uvicorn_http  # served like the gateway
 
-        http: Any = CoalescingHttpToolsProtocol
-    except ImportError:
-        http = "auto"
     uvicorn.run(
         make_upstream(args.chunk_chars),
         host=args.host,
         port=args.port,
-        http=http,
+        http=uvicorn_http(),
         log_level="warning",
         access_log=False,
         proxy_headers=False,
