@@ -91,6 +91,13 @@ def _channel_weights(edges: pa.Table) -> dict[str, np.ndarray]:
     return out
 
 
+def _index(column: pa.ChunkedArray | pa.Array, names: list[str]) -> np.ndarray:
+    """Position of each value of ``column`` in ``names`` (-1: absent), in Arrow: the
+    16M-exchange world has millions of edges and usage rows, too many for Python lists."""
+    pos = pc.index_in(column, value_set=pa.array(names, pa.string()))
+    return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def split_cluster(n_accounts: int, x: np.ndarray, y: np.ndarray,
                   w: np.ndarray) -> list[list[int]]:
     """Louvain parts of one cluster's strong-edge graph (local ids; isolated accounts alone)."""
@@ -117,14 +124,9 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     ids = {x: i for i, x in enumerate(names)}
     # edges among flagged accounts, as integer ids
     if edges.num_rows:
-        # in Arrow, not Python lists: the 16M-exchange world has millions of edges
-        value_set = pa.array(names, pa.string())
-        ia = pc.index_in(edges.column("a"), value_set=value_set)
-        ib = pc.index_in(edges.column("b"), value_set=value_set)
-        keep = pc.and_(pc.is_valid(ia), pc.is_valid(ib))
-        edges = edges.filter(keep)
-        ea = np.asarray(ia.filter(keep).to_numpy(zero_copy_only=False), dtype=np.int64)
-        eb = np.asarray(ib.filter(keep).to_numpy(zero_copy_only=False), dtype=np.int64)
+        ea, eb = _index(edges.column("a"), names), _index(edges.column("b"), names)
+        keep = (ea >= 0) & (eb >= 0)
+        ea, eb, edges = ea[keep], eb[keep], edges.filter(pa.array(keep))
         w = np.asarray(edges.column("weight").to_numpy(zero_copy_only=False), dtype=np.float64)
         channels = _channel_weights(edges)
         stacked = np.stack([channels[c] for c in CHANNELS], axis=1)
@@ -234,9 +236,7 @@ def _attach_by_private_templates(names: list[str], group: np.ndarray, usage: pa.
     one operation has ever sent is content evidence; it still needs identity evidence into the
     same campaign (payment, egress, client, timing), as any join does.
     """
-    ids = {x: i for i, x in enumerate(names)}
-    idx = np.array([ids.get(a, -1) for a in usage.column("account_id").to_pylist()],
-                   dtype=np.int64)
+    idx = _index(usage.column("account_id"), names)
     tmpl = np.asarray(usage.column("template_hash").to_numpy(zero_copy_only=False))
     lone = np.bincount(group, minlength=int(group.max()) + 1)[group] == 1
     user_group = np.where(idx >= 0, group[np.maximum(idx, 0)], -1)
