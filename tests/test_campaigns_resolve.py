@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from antidistill.campaigns.build import template_usage
+from antidistill.campaigns.build import private_infrastructure, template_usage
 from antidistill.campaigns.resolve import resolve
 from antidistill.detect import connect
 from antidistill.linking.edges import KINDS
@@ -141,3 +141,91 @@ def test_template_usage_keeps_only_scaffolds_no_unflagged_account_used(tmp_path:
     assert sorted(zip(usage.column("account_id").to_pylist(),
                       usage.column("template_hash").to_pylist(), strict=True)) == [
         ("x0", 1), ("x1", 1), ("x1", 3)]
+
+
+def _infra(rows: dict[str, list[tuple[str, int]]]) -> pa.Table:
+    triples = [(a, c, k) for a, keys in rows.items() for c, k in keys]
+    return pa.table({"account_id": [t[0] for t in triples], "channel": [t[1] for t in triples],
+                     "key": pa.array([t[2] for t in triples], pa.uint64())})
+
+
+def test_groups_are_retested_after_merging() -> None:
+    # q1 and q2 join each other; each alone has one kind of link into X (not enough), together
+    # they carry payment and IP evidence into X: the merged group joins X
+    rows = _operator("x", 6, payment=1.0, ip=0.5)
+    rows += [{"a": "q1", "b": "q2", "payment": 1.0, "ip": 0.5},
+             {"a": "q1", "b": "x0", "payment": 1.0}, {"a": "q2", "b": "x1", "ip": 1.0}]
+    xs = [f"x{i}" for i in range(6)]
+    groups, _ = resolve([*xs, "q1", "q2"], {"K1": xs}, _edges(rows))
+    assert len(groups) == 1
+
+
+def test_private_egress_and_private_scaffolds_together_join_groups() -> None:
+    # X and Y: one operator whose big shared egress linking dropped as public; between them
+    # only synchrony in the edges -> apart; the private egress plus the scaffolds only flagged
+    # accounts use -> one campaign
+    rows = _operator("x", 6, payment=1.0) + _operator("y", 6, payment=1.0)
+    rows += [{"a": f"x{i}", "b": f"y{j}", "sync": 0.5} for i in range(6) for j in range(6)]
+    edges = _edges(rows)
+    xs, ys = [f"x{i}" for i in range(6)], [f"y{i}" for i in range(6)]
+    members, flagged = {"K1": xs, "K2": ys}, [*xs, *ys]
+    egress = _infra({a: [("network", 1)] for a in flagged})
+    scaffolds = _usage({a: [101, 102] for a in flagged})
+    assert len(resolve(flagged, members, edges)[0]) == 2
+    assert len(resolve(flagged, members, edges, scaffolds, egress)[0]) == 1
+    # egress and synchrony without a shared method: two customers of one proxy supplier
+    assert len(resolve(flagged, members, edges, infra=egress)[0]) == 2
+    # a shared method and synchrony without shared infrastructure: a copied scaffold
+    assert len(resolve(flagged, members, edges, scaffolds)[0]) == 2
+    # one scaffold in common is not enough (a popular prompt); two are
+    assert len(resolve(flagged, members, edges, _usage({a: [101] for a in flagged}),
+                       egress)[0]) == 2
+    # egress used by one account of each side only: a share of 1/6 on both sides still counts;
+    # used by every account of X but one of a big Y (1/30) it does not
+    few = _infra({"x0": [("network", 2)], "y0": [("network", 2)]})
+    assert len(resolve(flagged, members, edges, scaffolds, few)[0]) == 1
+    big_y = [f"y{i}" for i in range(30)]
+    big_rows = _operator("x", 6, payment=1.0) + _operator("y", 30, payment=1.0)
+    big_rows += [{"a": f"x{i}", "b": f"y{j}", "sync": 0.5} for i in range(6) for j in range(30)]
+    proxy = _infra({a: [("network", 2)] for a in [*xs, "y0"]})
+    groups, _ = resolve([*xs, *big_y], {"K1": xs, "K2": big_y}, _edges(big_rows),
+                        _usage({a: [101, 102] for a in [*xs, *big_y]}), proxy)
+    assert len(groups) == 2
+
+
+def test_private_scaffolds_join_beside_infrastructure_not_beside_timing() -> None:
+    xs, ys, zs = ([f"{p}{i}" for i in range(6)] for p in "xyz")
+    rows = (_operator("x", 6, payment=1.0) + _operator("y", 6, payment=1.0)
+            + _operator("z", 6, payment=1.0))
+    # X-Y: some shared residential addresses (network only); X-Z: synchrony only
+    rows += [{"a": f"x{i}", "b": f"y{i}", "ip": 0.5} for i in range(6)]
+    rows += [{"a": f"x{i}", "b": f"z{j}", "sync": 0.5} for i in range(6) for j in range(6)]
+    edges = _edges(rows)
+    members = {"K1": xs, "K2": ys, "K3": zs}
+    flagged = [*xs, *ys, *zs]
+    assert len(resolve(flagged, members, edges)[0]) == 3
+    # the same private scaffolds (only flagged accounts ever sent them) in all three
+    usage = _usage({a: [101, 102, 103] for a in flagged})
+    g = _group_of(resolve(flagged, members, edges, usage)[0])
+    assert g["x0"] == g["y0"]
+    assert g["z0"] != g["x0"]
+
+
+def test_private_infrastructure_is_what_flagged_accounts_almost_alone_use(tmp_path: Path) -> None:
+    con = connect(tmp_path)
+    flagged = [f"x{i}" for i in range(10)]
+    rows = [(a, "1.1.1.1", None, None) for a in [*flagged, "u0"]]  # 10 of 11: private
+    rows += [(a, "2.2.2.2", None, None) for a in ["x0", "x1", "u1", "u2"]]  # 2 of 4: public
+    rows += [("x0", "3.3.3.3", "pay1", ""), ("x1", None, "pay1", "c1"), ("x2", None, None, "c1")]
+    con.register("_r", pa.table({"account_id": [r[0] for r in rows],
+                                 "ip": [r[1] for r in rows], "payment_fp": [r[2] for r in rows],
+                                 "client_fp": [r[3] for r in rows]}))
+    con.execute("CREATE TABLE ex AS SELECT * FROM _r")
+    infra = private_infrastructure(con, flagged)
+    users: dict[tuple[str, int], set[str]] = {}
+    for r in infra.to_pylist():
+        users.setdefault((r["channel"], r["key"]), set()).add(r["account_id"])
+    assert sorted((c, sorted(a)) for (c, _), a in users.items()) == [
+        ("billing", ["x0", "x1"]), ("client", ["x1", "x2"]), ("network", flagged)]
+    assert infra.schema.field("key").type == pa.uint64()
+    assert private_infrastructure(con, []).num_rows == 0

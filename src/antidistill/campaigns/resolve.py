@@ -15,7 +15,15 @@ So campaign resolution is "over-split, then join on corroboration":
    between them — summed per *channel*, divided by the smaller unit's size — reaches
    ``JOIN_THRESHOLD`` in total AND at least ``MIN_CHANNELS`` channels each carry
    ``MIN_CHANNEL_SHARE`` of it (a shared hosting ASN never counts as one). One channel alone,
-   however dense, never joins two units;
+   however dense, never joins two units. Joined groups are tested again until nothing changes
+   (the parts of a big hydra each hold a few links into the rest). Two more kinds of evidence
+   count here, because linking's size caps and template specificity, right for the whole
+   population, hide a large hydra's own infrastructure and scaffolds: payment instruments, IPs
+   and clients that (almost) only flagged accounts use, however many (``infra``), and
+   templates only flagged accounts ever sent (``usage``). Each is admitted only beside the
+   other's kind: shared infrastructure and the same hours without a shared method is two
+   customers of one proxy supplier, a shared method without shared infrastructure is a copied
+   scaffold;
 3. a flagged account still alone joins the campaign whose private scaffolds (templates nobody
    outside it ever sent) it uses, when it also has identity evidence into that campaign — or,
    without it, when it uses ``PRIVATE_TEMPLATES_ALONE`` or more of them and (almost) no other
@@ -33,7 +41,9 @@ import networkx as nx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import sparse
 from scipy.cluster.hierarchy import DisjointSet
+from scipy.sparse.csgraph import connected_components
 
 from antidistill.linking.communities import MIN_EDGE_WEIGHT, SEED
 
@@ -51,6 +61,9 @@ CHANNELS: dict[str, tuple[str, ...]] = {
 #: channels that say "the same people" rather than "the same method or supplier"
 IDENTITY = ("billing", "network", "client", "timing")
 _IDENTITY_COLS = [list(CHANNELS).index(c) for c in IDENTITY]
+_INFRA_CHANNELS = ("billing", "network", "client")
+_INFRA_COLS = [list(CHANNELS).index(c) for c in _INFRA_CHANNELS]
+_CONTENT_COL = list(CHANNELS).index("content")
 _CORROBORATING_COLS = [i for i, c in enumerate(CHANNELS) if c != "provider"]
 #: cross-unit evidence (summed edge weight / smaller unit size) needed to join two units: on
 #: average every account of the smaller unit carries one full link into the other
@@ -72,22 +85,24 @@ OWNER_SHARE = 0.8
 CLUSTER_FLAG_SHARE = 0.5
 
 
-def _channel_weights(edges: pa.Table) -> dict[str, np.ndarray]:
-    """Per edge and channel: evidence weight (template/family counted once, as in the total)."""
-    n = edges.num_rows
+def _channel_weights(edges: pa.Table, rows: np.ndarray | None = None) -> np.ndarray:
+    """(edges, channels) float32: evidence weight per edge and channel (template/family counted
+    once, as in the total), for the edges at ``rows`` (default: all)."""
     names = set(edges.schema.names)
+    n = edges.num_rows if rows is None else len(rows)
 
     def col(kind: str) -> np.ndarray:
         if kind not in names:
             return np.zeros(n)
-        return np.asarray(edges.column(kind).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values = np.asarray(edges.column(kind).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return values if rows is None else values[rows]
 
-    out: dict[str, np.ndarray] = {}
-    for channel, kinds in CHANNELS.items():
+    out = np.empty((n, len(CHANNELS)), dtype=np.float32)
+    for c, (channel, kinds) in enumerate(CHANNELS.items()):
         if channel == "content":
-            out[channel] = np.maximum(col("template"), col("family")) + col("split")
+            out[:, c] = np.maximum(col("template"), col("family")) + col("split")
         else:
-            out[channel] = sum((col(k) for k in kinds), np.zeros(n))
+            out[:, c] = sum((col(k) for k in kinds), np.zeros(n))
     return out
 
 
@@ -110,7 +125,8 @@ def split_cluster(n_accounts: int, x: np.ndarray, y: np.ndarray,
 
 
 def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Table,
-            usage: pa.Table | None = None) -> tuple[list[list[str]], dict[str, str]]:
+            usage: pa.Table | None = None,
+            infra: pa.Table | None = None) -> tuple[list[list[str]], dict[str, str]]:
     """Groups of flagged accounts (one per campaign) and each campaign cluster's group key.
 
     Returns ``(groups, cluster_group)``: ``groups`` sorted by size (largest first), each a sorted
@@ -125,16 +141,16 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     # edges among flagged accounts, as integer ids
     if edges.num_rows:
         ea, eb = _index(edges.column("a"), names), _index(edges.column("b"), names)
-        keep = (ea >= 0) & (eb >= 0)
-        ea, eb, edges = ea[keep], eb[keep], edges.filter(pa.array(keep))
-        w = np.asarray(edges.column("weight").to_numpy(zero_copy_only=False), dtype=np.float64)
-        channels = _channel_weights(edges)
-        stacked = np.stack([channels[c] for c in CHANNELS], axis=1)
-        del channels
+        # edges among flagged accounts, by position (no copy of the edge table's strings)
+        keep = np.flatnonzero((ea >= 0) & (eb >= 0))
+        ea, eb = ea[keep], eb[keep]
+        w = np.asarray(edges.column("weight").to_numpy(zero_copy_only=False),
+                       dtype=np.float64)[keep]
+        stacked = _channel_weights(edges, keep)
     else:
         ea = eb = np.zeros(0, np.int64)
         w = np.zeros(0)
-        stacked = np.zeros((0, len(CHANNELS)))
+        stacked = np.zeros((0, len(CHANNELS)), dtype=np.float32)
     cluster = np.full(len(names), -1, dtype=np.int64)
     campaign_clusters: dict[str, list[int]] = {}
     for cid, accs in members.items():
@@ -167,13 +183,8 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     unit[loose] = np.arange(n_units, n_units + len(loose))
     n_units += len(loose)
     # 2. join units on corroborated evidence (several independent channels)
-    sizes = np.bincount(unit, minlength=n_units)
-    ds = DisjointSet(range(n_units))
-    for (ux, uy), per_channel in _cross(unit[ea], unit[eb], stacked).items():
-        if joins(per_channel / min(sizes[ux], sizes[uy])):
-            ds.merge(ux, uy)
-    root = np.array([ds[u] for u in range(n_units)], dtype=np.int64)
-    group = root[unit] if n_units else unit
+    infra_uses, template_uses = _private_uses(names, infra, usage)
+    group = _join_units(unit, ea, eb, stacked, infra_uses, template_uses) if n_units else unit
     if usage is not None and usage.num_rows and n_units:
         group = _attach_by_private_templates(names, group, usage, ea, eb, stacked)
     by_group: dict[int, list[str]] = {}
@@ -189,6 +200,170 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
             counts[g] = counts.get(g, 0) + 1
         cluster_group[cid] = str(max(counts, key=lambda g: (counts[g], -g)))
     return groups, cluster_group
+
+
+def _join_units(unit: np.ndarray, ea: np.ndarray, eb: np.ndarray, stacked: np.ndarray,
+                infra: list[tuple[int, sparse.csr_matrix]],
+                templates: sparse.csr_matrix | None = None) -> np.ndarray:
+    """Join units on corroborated evidence until no pair of groups qualifies (fixed point).
+
+    The evidence between two groups is the sum over every edge between their members, so once
+    small units have merged, two groups may qualify that none of their units did pairwise (a
+    hydra's parts each hold a few links into the rest); re-test the merged groups until stable.
+
+    Two more kinds of evidence, each admitted only beside the other's kind: ``infra`` (per
+    billing / network / client column, an account x key matrix of private infrastructure) gives
+    the smaller of the two groups' shares of accounts using a key the other group also uses;
+    ``templates`` (account x private template) gives the share of the smaller group's accounts
+    using a template the other group also uses. Shared infrastructure without a shared method
+    is two customers of one proxy supplier; a shared method without shared infrastructure is
+    a copied scaffold; both together are one operation. Pairs are int64 keys ``lo * n + hi``.
+    """
+    group = unit.copy()
+    while True:
+        labels, group = np.unique(group, return_inverse=True)
+        group = group.ravel()
+        n = len(labels)
+        sizes = np.bincount(group, minlength=n)
+        gx, gy = group[ea], group[eb]
+        cut = gx != gy
+        edge_keys, inverse = np.unique(_pair_key(gx[cut], gy[cut], n), return_inverse=True)
+        del gx, gy
+        inverse = inverse.ravel()
+        rows = np.flatnonzero(cut)
+        edge_ev = np.empty((len(edge_keys), len(CHANNELS)), dtype=np.float32)
+        for c in range(len(CHANNELS)):  # column by column: no copy of the whole edge block
+            edge_ev[:, c] = np.bincount(inverse, weights=stacked[rows, c],
+                                        minlength=len(edge_keys))
+        del inverse, rows, cut
+        member = sparse.csc_matrix((np.ones(len(group), dtype=np.float32),
+                                    (group, np.arange(len(group)))), shape=(n, len(group)))
+        extra = _private_evidence(member, sizes, infra, templates, edge_keys, edge_ev)
+        keys = np.unique(np.concatenate([edge_keys, *(k for _, k, _ in extra)]))
+        lo, hi = keys // n, keys % n
+        ev = np.zeros((len(keys), len(CHANNELS)), dtype=np.float32)
+        ev[np.searchsorted(keys, edge_keys)] = edge_ev
+        del edge_ev, edge_keys
+        ev /= np.minimum(sizes[lo], sizes[hi])[:, None].astype(np.float32)
+        private = np.zeros_like(ev)
+        for col, k, share in extra:
+            np.maximum.at(private[:, col], np.searchsorted(keys, k), share)
+        del extra
+        has_infra = (ev[:, _INFRA_COLS] + private[:, _INFRA_COLS]).sum(axis=1) \
+            >= MIN_CHANNEL_SHARE
+        has_content = ev[:, _CONTENT_COL] + private[:, _CONTENT_COL] >= MIN_CHANNEL_SHARE
+        private[np.ix_(~has_content, np.asarray(_INFRA_COLS))] = 0.0
+        private[~has_infra, _CONTENT_COL] = 0.0
+        np.maximum(ev, private, out=ev)
+        del private
+        merge = joins(ev)
+        del ev
+        if not merge.any():
+            return group
+        graph = sparse.coo_matrix((np.ones(int(merge.sum())), (lo[merge], hi[merge])),
+                                  shape=(n, n))
+        group = connected_components(graph, directed=False)[1].astype(np.int64)[group]
+
+
+def _private_evidence(member: sparse.csc_matrix, sizes: np.ndarray,
+                      infra: list[tuple[int, sparse.csr_matrix]],
+                      templates: sparse.csr_matrix | None, edge_keys: np.ndarray,
+                      edge_ev: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(channel column, pair keys, shares >= ``MIN_CHANNEL_SHARE``) of private infrastructure
+    and private scaffolds, for pairs that may have the other kind too (the rest could not be
+    admitted: dropping them early keeps the 16M-exchange world's pair arrays small)."""
+    def significant(k: np.ndarray, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ok = share >= MIN_CHANNEL_SHARE
+        return k[ok], share[ok]
+
+    found = [(col, *significant(*_key_share(member, sizes, m, mutual=True)))
+             for col, m in infra]
+    scaffolds = (significant(*_key_share(member, sizes, templates, mutual=False,
+                                         min_keys=MIN_PRIVATE_TEMPLATES))
+                 if templates is not None else (np.zeros(0, np.int64), np.zeros(0)))
+    with_infra = np.concatenate([edge_keys[edge_ev[:, _INFRA_COLS].sum(axis=1) > 0],
+                                 *(k for _, k, _ in found)])
+    with_content = np.concatenate([edge_keys[edge_ev[:, _CONTENT_COL] > 0], scaffolds[0]])
+    out = []
+    for col, k, share in found:
+        ok = np.isin(k, with_content)
+        out.append((col, k[ok], share[ok]))
+    ok = np.isin(scaffolds[0], with_infra)
+    out.append((_CONTENT_COL, scaffolds[0][ok], scaffolds[1][ok]))
+    return out
+
+
+def _pair_key(g: np.ndarray, h: np.ndarray, n: int) -> np.ndarray:
+    return np.minimum(g, h).astype(np.int64) * n + np.maximum(g, h)
+
+
+def _key_share(member: sparse.csr_matrix, sizes: np.ndarray, uses: sparse.csr_matrix, *,
+               mutual: bool, min_keys: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Pair keys and the share of a group's accounts using ``min_keys`` keys the other group
+    also uses: of the smaller group, or (``mutual``) the smaller of the two groups' shares.
+
+    ``member`` is group x account, ``uses`` account x key (binary).
+    """
+    n = len(sizes)
+    present = (member @ uses).T.tocsr()
+    present.data[:] = 1.0  # key x group
+    reach = sparse.csr_matrix((n, n), dtype=np.float32)
+    # [g, h]: accounts of g using keys group h uses; in blocks of accounts, since accounts x
+    # groups (which groups each account reaches) is the big intermediate
+    for start in range(0, uses.shape[0], REACH_BLOCK):
+        block = uses[start:start + REACH_BLOCK] @ present  # account x group: shared keys
+        block.data = (block.data >= min_keys).astype(np.float32)
+        block.eliminate_zeros()
+        reach = reach + member[:, start:start + REACH_BLOCK] @ block
+    reach = reach.tocoo()
+    off = reach.row != reach.col
+    g, h = reach.row[off].astype(np.int64), reach.col[off].astype(np.int64)
+    share = reach.data[off] / sizes[g]
+    if not mutual:
+        small = (sizes[g] < sizes[h]) | ((sizes[g] == sizes[h]) & (g < h))
+        return _pair_key(g[small], h[small], n), share[small]
+    keys, inverse = np.unique(_pair_key(g, h, n), return_inverse=True)
+    out = np.full(len(keys), np.inf)
+    np.minimum.at(out, inverse.ravel(), share)
+    return keys, out
+
+
+#: accounts per block when counting which groups each account reaches through shared keys
+REACH_BLOCK = 4096
+
+
+def _uses(n_accounts: int, idx: np.ndarray, key: np.ndarray) -> sparse.csr_matrix | None:
+    """Binary account x key matrix of (account position, key) rows; position -1 is dropped."""
+    keep = idx >= 0
+    if not keep.any():
+        return None
+    distinct, col = np.unique(key[keep], return_inverse=True)
+    m = sparse.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (idx[keep], col.ravel())),
+                          shape=(n_accounts, len(distinct)))
+    m.data[:] = 1.0  # repeated rows
+    return m
+
+
+def _private_uses(names: list[str], infra: pa.Table | None,
+                  usage: pa.Table | None) -> tuple[list[tuple[int, sparse.csr_matrix]],
+                                                   sparse.csr_matrix | None]:
+    """Account x key matrices: per identity channel of ``infra``, and of ``usage``."""
+    per_channel: list[tuple[int, sparse.csr_matrix]] = []
+    if infra is not None and infra.num_rows:
+        idx = _index(infra.column("account_id"), names)
+        key = np.asarray(infra.column("key").to_numpy(zero_copy_only=False))
+        for name in _INFRA_CHANNELS:
+            this = np.asarray(pc.equal(infra.column("channel"), name).to_numpy(
+                zero_copy_only=False), dtype=bool)
+            m = _uses(len(names), np.where(this, idx, -1), key)
+            if m is not None:
+                per_channel.append((list(CHANNELS).index(name), m))
+    templates = None
+    if usage is not None and usage.num_rows:
+        templates = _uses(len(names), _index(usage.column("account_id"), names),
+                          np.asarray(usage.column("template_hash").to_numpy(
+                              zero_copy_only=False)))
+    return per_channel, templates
 
 
 def _cross(ux: np.ndarray, uy: np.ndarray,
@@ -282,8 +457,9 @@ def _attach_by_private_templates(names: list[str], group: np.ndarray, usage: pa.
     return out
 
 
-def joins(per_account: np.ndarray) -> bool:
-    """The join rule on per-account cross evidence by channel (order of ``CHANNELS``)."""
-    total = float(per_account.sum())
-    corroborating = int((per_account[_CORROBORATING_COLS] >= MIN_CHANNEL_SHARE).sum())
-    return total >= JOIN_THRESHOLD and corroborating >= MIN_CHANNELS
+def joins(per_account: np.ndarray) -> np.ndarray:
+    """The join rule, for every row of a (pairs, channels) array of per-account cross evidence
+    (channels in the order of ``CHANNELS``)."""
+    total = per_account.sum(axis=1)
+    corroborating = (per_account[:, _CORROBORATING_COLS] >= MIN_CHANNEL_SHARE).sum(axis=1)
+    return (total >= JOIN_THRESHOLD) & (corroborating >= MIN_CHANNELS)
