@@ -229,3 +229,15 @@ def test_private_infrastructure_is_what_flagged_accounts_almost_alone_use(tmp_pa
         ("billing", ["x0", "x1"]), ("client", ["x1", "x2"]), ("network", flagged)]
     assert infra.schema.field("key").type == pa.uint64()
     assert private_infrastructure(con, []).num_rows == 0
+
+
+def test_private_evidence_alone_joins_accounts_without_pair_edges() -> None:
+    # no edge at all between p and q (linking dropped their shared blocks): a private egress and
+    # two private scaffolds in common are two channels; r shares the egress only
+    empty = _edges([])
+    flagged = ["p", "q", "r"]
+    egress = _infra({a: [("network", 7)] for a in flagged})
+    usage = _usage({"p": [1, 2], "q": [1, 2], "r": [3]})
+    groups, clusters = resolve(flagged, {}, empty, usage, egress)
+    assert sorted(groups) == [["p", "q"], ["r"]] and clusters == {}
+    assert resolve([], {}, empty, usage, egress) == ([], {})

@@ -132,13 +132,14 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     Returns ``(groups, cluster_group)``: ``groups`` sorted by size (largest first), each a sorted
     account list; ``cluster_group`` maps a campaign cluster to the index of the group holding
     most of its flagged members. ``usage`` (account_id, template_hash pairs for the
-    templates only flagged accounts used, see ``campaigns.build.template_usage``) lets a lone
-    flagged account join the campaign whose private scaffolds it uses
-    (:func:`_attach_by_private_templates`).
+    templates only flagged accounts used, see ``campaigns.build.template_usage``) and ``infra``
+    (account_id, channel, key of private infrastructure, see
+    ``campaigns.build.private_infrastructure``) add evidence between groups
+    (:func:`_join_units`); ``usage`` also lets a lone flagged account join the campaign whose
+    private scaffolds it uses (:func:`_attach_by_private_templates`).
     """
     names = sorted(set(flagged))
     ids = {x: i for i, x in enumerate(names)}
-    # edges among flagged accounts, as integer ids
     if edges.num_rows:
         ea, eb = _index(edges.column("a"), names), _index(edges.column("b"), names)
         # edges among flagged accounts, by position (no copy of the edge table's strings)
@@ -297,7 +298,7 @@ def _pair_key(g: np.ndarray, h: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(g, h).astype(np.int64) * n + np.maximum(g, h)
 
 
-def _key_share(member: sparse.csr_matrix, sizes: np.ndarray, uses: sparse.csr_matrix, *,
+def _key_share(member: sparse.csc_matrix, sizes: np.ndarray, uses: sparse.csr_matrix, *,
                mutual: bool, min_keys: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Pair keys and the share of a group's accounts using ``min_keys`` keys the other group
     also uses: of the smaller group, or (``mutual``) the smaller of the two groups' shares.
