@@ -99,3 +99,36 @@ def test_synchronised_accounts_are_linked(tmp_path: Path) -> None:
     sync = {(e["a"], e["b"]) for e in edges if e["sync"] > 0}
     assert ("b0", "b1") in sync
     assert not any(a.startswith("n") and b.startswith("n") for a, b in sync)
+
+
+def test_accounts_fed_by_one_queue_have_correlated_volumes(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    block_start = [3, 14, 9, 20, 6, 17]  # the queue runs at other hours every day
+    rows: list[dict] = []
+
+    def add(acc: str, day: int, hour: int, n: int) -> None:
+        for k in range(n):
+            i = len(rows)
+            rows.append(_row(acc, i, capability="reasoning", p_cot=0.9, content_hash=i,
+                             ts=T0 + timedelta(days=day, hours=hour, minutes=(7 * k) % 60)))
+
+    for q in range(4):  # one job queue dispatched over four accounts
+        for day, start in enumerate(block_start):
+            for hour in range(start, start + 3):
+                add(f"q{q}", day, hour, int(rng.poisson(4)) + 1)
+    for o in range(4):  # office workers: the same hours every weekday, the weekend off
+        for day in range(6):
+            if day == 5:
+                continue
+            for hour in range(9, 17):
+                add(f"o{o}", day, hour, int(rng.poisson(8)))
+    for e in range(2):  # two benchmark runs started in the same hours, twice: too few bins
+        for day, hour in ((2, 10), (2, 11), (4, 15)):
+            add(f"e{e}", day, hour, 20)
+    con = _con(tmp_path, rows)
+    edges = build_edges(con).to_pylist()
+    volume = {(e["a"], e["b"]) for e in edges if e["volume"] > 0}
+    queue = {(f"q{i}", f"q{j}") for i in range(4) for j in range(i + 1, 4)}
+    assert volume == queue

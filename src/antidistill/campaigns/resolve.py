@@ -53,7 +53,7 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "network": ("ip", "subnet"),
     "client": ("client",),
     "content": ("template", "family", "split"),
-    "timing": ("sync", "creation"),
+    "timing": ("sync", "volume", "creation"),
     #: a small hosting/proxy ASN: two operators renting from one provider share it, so it adds
     #: to the total but never corroborates on its own
     "provider": ("asn",),

@@ -22,7 +22,7 @@ from scipy import sparse
 
 #: Kinds of evidence, in the order they are reported.
 KINDS = ("payment", "ip", "subnet", "asn", "client", "template", "family", "split", "sync",
-         "creation")
+         "volume", "creation")
 
 ALL_PAIRS_MAX = 64
 #: a template links two accounts only if each uses it this often (one shared popular prompt
@@ -136,6 +136,7 @@ def build_edges(con: duckdb.DuckDBPyConnection, *, specificity: pa.Table | None 
     _split_edges(con, family_specificity)
     _creation_edges(con)
     _sync_edges(con, sync_candidates)
+    _volume_edges(con, sync_candidates)
     kinds = ", ".join(f"coalesce(max(CASE WHEN kind = '{k}' THEN weight END), 0) AS {k}"
                       for k in KINDS)
     # a scaffold family mostly restates its templates: count the stronger of the two, once
@@ -219,6 +220,107 @@ def _creation_edges(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"INSERT INTO _edges SELECT a, b, kind, 0.3 FROM ({_block_pairs('_cv', 500)})")
 
 
+def _candidates_sql(max_candidates: int) -> str:
+    """SQL: accounts with some harvest-like activity (>= 5 exchanges), the busiest first."""
+    from antidistill.features.accounts import HARVEST_LIKE_SQL
+
+    return f"""
+      SELECT account_id FROM ex GROUP BY account_id
+      HAVING sum(CASE WHEN {HARVEST_LIKE_SQL} THEN 1 ELSE 0 END) >= 5
+      ORDER BY sum(CASE WHEN {HARVEST_LIKE_SQL} THEN 1 ELSE 0 END) DESC, account_id
+      LIMIT {int(max_candidates)}"""
+
+
+#: volume bins (hours) that divide a day; the finest that keeps at most VOLUME_MAX_BINS
+_BIN_HOURS = (1, 2, 3, 4, 6, 8, 12)
+VOLUME_MAX_BINS = 336
+#: correlation of schedule changes from which accounts count as fed by one queue
+VOLUME_MIN_CORR = 0.6
+#: ... supported by this many bins where both are active, of this many active bins each
+VOLUME_MIN_COACTIVE = 6
+VOLUME_MIN_ACTIVE = 12
+#: partners kept per account (the most correlated)
+VOLUME_NEIGHBOURS = 8
+
+
+def _volume_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
+    """Correlated volumes: accounts whose day-to-day changes of schedule coincide.
+
+    Each candidate's volume per (day, hour-of-day bin) is compared with what its own habits
+    predict, ``total x share of its volume on that day x share at that hour of day``; the
+    residual is the part of its schedule that changes from day to day (work blocks at other
+    hours each day, a ramp, a pause). Office workers, students and 24/7 jobs repeat their
+    shape, so their residuals are noise and uncorrelated between accounts, whatever their
+    timezone or weekend habits; accounts fed by one job queue change shape together. An edge
+    needs a Pearson correlation >= ``VOLUME_MIN_CORR`` over the window, with at least
+    ``VOLUME_MIN_ACTIVE`` active bins each and ``VOLUME_MIN_COACTIVE`` in common (two
+    benchmark runs started in the same hour are one burst, not a schedule).
+    """
+    span = con.sql("SELECT min(epoch(ts)), max(epoch(ts)) FROM ex").fetchall()[0]
+    if span[0] is None:
+        return
+    hours = int((span[1] - span[0]) // 3600) + 2
+    # at least two bins a day (a day's shape is what is compared)
+    width = next((w for w in _BIN_HOURS if hours / w <= VOLUME_MAX_BINS), _BIN_HOURS[-1])
+    t0 = int(span[0] // 86400) * 86400  # bins start at midnight UTC
+    rows = con.sql(f"""
+      SELECT account_id, CAST((epoch(ts) - {t0}) // {3600 * width} AS BIGINT) AS bin,
+        count(*) AS n
+      FROM ex WHERE account_id IN ({_candidates_sql(max_candidates)})
+      GROUP BY ALL""").to_arrow_table()
+    if rows.num_rows == 0:
+        return
+    acc, acc_idx = np.unique(rows.column("account_id").to_numpy(zero_copy_only=False),
+                             return_inverse=True)
+    per_day = 24 // width
+    bins = rows.column("bin").to_numpy()
+    n_days = int(bins.max()) // per_day + 1
+    x = np.zeros((len(acc), n_days, per_day), dtype=np.float32)
+    x[acc_idx.ravel(), bins // per_day, bins % per_day] = rows.column("n").to_numpy()
+    total = x.sum(axis=(1, 2))
+    active = (x > 0).reshape(len(acc), -1)
+    keep = (active.sum(axis=1) >= VOLUME_MIN_ACTIVE) & (total > 0)
+    if keep.sum() < 2:
+        return
+    acc, x, total, active = acc[keep], x[keep], total[keep], active[keep]
+    expected = (x.sum(axis=2, keepdims=True) * x.sum(axis=1, keepdims=True)
+                / total[:, None, None])
+    r = (x - expected).reshape(len(acc), -1)
+    r -= r.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(r, axis=1)
+    ok = norm > 0
+    acc, r, active = acc[ok], r[ok] / norm[ok, None], active[ok].astype(np.float32)
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    out_w: list[np.ndarray] = []
+    step = 500  # rows per block: correlations, co-activity and the partner ranking in memory
+    for start in range(0, len(acc), step):
+        corr = r[start:start + step] @ r.T
+        co = active[start:start + step] @ active.T
+        corr[(co < VOLUME_MIN_COACTIVE) | (corr < VOLUME_MIN_CORR)] = -1.0
+        corr[np.arange(len(corr)), np.arange(start, start + len(corr))] = -1.0  # self
+        # each account's few most correlated partners: a queue of 1,500 accounts stays one
+        # connected group without a million pairs
+        k = min(VOLUME_NEIGHBOURS, corr.shape[1] - 1)
+        top = np.argpartition(-corr, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((0, 0), int)
+        li = np.repeat(np.arange(len(corr)), top.shape[1])
+        j = top.ravel()
+        c = corr[li, j]
+        keep = c >= VOLUME_MIN_CORR
+        out_a.append(li[keep] + start)
+        out_b.append(j[keep])
+        out_w.append(0.5 * np.minimum(1.0, (c[keep] - 0.5) / 0.4))
+    ia, ib, w = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_w)
+    if len(ia) == 0:
+        return
+    con.register("_volume", pa.table({
+        "a": pa.array(acc[ia], pa.string()), "b": pa.array(acc[ib], pa.string()),
+        "kind": pa.array(["volume"] * len(ia), pa.string()),
+        "weight": pa.array(w.astype(np.float64))}))
+    con.execute("INSERT INTO _edges SELECT a, b, kind, weight FROM _volume")
+    con.unregister("_volume")
+
+
 def _sync_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
     """SynchroTrap-style synchrony: co-activity in 10-minute buckets far above chance.
 
@@ -227,17 +329,9 @@ def _sync_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
     shared buckets and a lift of at least 4 over that expectation. Only candidates with some
     harvest-like activity are compared (bounded: at most ``max_candidates`` accounts).
     """
-    from antidistill.features.accounts import HARVEST_LIKE_SQL
-
     rows = con.sql(f"""
-    WITH cand AS (
-      SELECT account_id FROM ex GROUP BY account_id
-      HAVING sum(CASE WHEN {HARVEST_LIKE_SQL} THEN 1 ELSE 0 END) >= 5
-      ORDER BY sum(CASE WHEN {HARVEST_LIKE_SQL} THEN 1 ELSE 0 END) DESC
-      LIMIT {int(max_candidates)}
-    )
     SELECT DISTINCT account_id, CAST(epoch(ts) // 600 AS BIGINT) AS bucket
-    FROM ex WHERE account_id IN (SELECT account_id FROM cand)
+    FROM ex WHERE account_id IN ({_candidates_sql(max_candidates)})
     """).to_arrow_table()
     if rows.num_rows == 0:
         return

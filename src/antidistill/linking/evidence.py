@@ -19,6 +19,7 @@ _OTHER_TEXT = {
     "family": "share a specific prompt-scaffold family (strength {s:.2f})",
     "split": "split one problem family between them with no repeats (strength {s:.2f})",
     "sync": "are active in the same 10-minute windows far above chance (strength {s:.2f})",
+    "volume": "change their daily schedules together, as if fed by one queue (strength {s:.2f})",
     "creation": "were created in a burst (strength {s:.2f})",
 }
 

@@ -11,7 +11,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 KIND_COLOURS = {
     "payment": "#e15759", "ip": "#f28e2b", "subnet": "#edc948", "asn": "#bab0ac",
     "client": "#9c755f", "template": "#4e79a7", "family": "#76b7b2", "split": "#b07aa1",
-    "sync": "#59a14f", "creation": "#ff9da7",
+    "sync": "#59a14f", "volume": "#8cd17d", "creation": "#ff9da7",
 }
 
 
