@@ -132,3 +132,12 @@ def test_accounts_fed_by_one_queue_have_correlated_volumes(tmp_path: Path) -> No
     volume = {(e["a"], e["b"]) for e in edges if e["volume"] > 0}
     queue = {(f"q{i}", f"q{j}") for i in range(4) for j in range(i + 1, 4)}
     assert volume == queue
+
+
+def test_volume_edges_need_two_accounts_whose_schedule_changes(tmp_path: Path) -> None:
+    # one account a day, the same hours every day: nothing to correlate, no error
+    rows = [_row(f"s{d % 2}", d * 24 + h, capability="reasoning", p_cot=0.9,
+                 content_hash=d * 24 + h, ts=T0 + timedelta(days=d, hours=h))
+            for d in range(4) for h in range(9, 15)]
+    con = _con(tmp_path, rows)
+    assert not any(e["volume"] > 0 for e in build_edges(con).to_pylist())

@@ -289,6 +289,8 @@ def _volume_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
     r -= r.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(r, axis=1)
     ok = norm > 0
+    if ok.sum() < 2:  # a schedule that never changes (or one account) correlates with nothing
+        return
     acc, r, active = acc[ok], r[ok] / norm[ok, None], active[ok].astype(np.float32)
     out_a: list[np.ndarray] = []
     out_b: list[np.ndarray] = []
