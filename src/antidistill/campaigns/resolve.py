@@ -226,17 +226,7 @@ def _join_units(unit: np.ndarray, ea: np.ndarray, eb: np.ndarray, stacked: np.nd
         group = group.ravel()
         n = len(labels)
         sizes = np.bincount(group, minlength=n)
-        gx, gy = group[ea], group[eb]
-        cut = gx != gy
-        edge_keys, inverse = np.unique(_pair_key(gx[cut], gy[cut], n), return_inverse=True)
-        del gx, gy
-        inverse = inverse.ravel()
-        rows = np.flatnonzero(cut)
-        edge_ev = np.empty((len(edge_keys), len(CHANNELS)), dtype=np.float32)
-        for c in range(len(CHANNELS)):  # column by column: no copy of the whole edge block
-            edge_ev[:, c] = np.bincount(inverse, weights=stacked[rows, c],
-                                        minlength=len(edge_keys))
-        del inverse, rows, cut
+        edge_keys, edge_ev = _cross(group[ea], group[eb], stacked, n)
         member = sparse.csc_matrix((np.ones(len(group), dtype=np.float32),
                                     (group, np.arange(len(group)))), shape=(n, len(group)))
         extra = _private_evidence(member, sizes, infra, templates, edge_keys, edge_ev)
@@ -367,17 +357,17 @@ def _private_uses(names: list[str], infra: pa.Table | None,
     return per_channel, templates
 
 
-def _cross(ux: np.ndarray, uy: np.ndarray,
-           stacked: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """(unit, unit) -> summed channel evidence of the edges between them."""
-    cut = ux != uy
-    if not cut.any():
-        return {}
-    lo, hi = np.minimum(ux[cut], uy[cut]), np.maximum(ux[cut], uy[cut])
-    pairs, inverse = np.unique(np.stack([lo, hi], axis=1), axis=0, return_inverse=True)
-    sums = np.zeros((len(pairs), stacked.shape[1]))
-    np.add.at(sums, inverse.ravel(), stacked[cut])
-    return {(int(p[0]), int(p[1])): sums[i] for i, p in enumerate(pairs)}
+def _cross(ux: np.ndarray, uy: np.ndarray, stacked: np.ndarray,
+           n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair keys (:func:`_pair_key`, ``n`` units) of the units the edges cross between, and
+    the summed channel evidence of those edges (pairs x channels)."""
+    cut = np.flatnonzero(ux != uy)
+    keys, inverse = np.unique(_pair_key(ux[cut], uy[cut], n), return_inverse=True)
+    inverse = inverse.ravel()
+    sums = np.empty((len(keys), stacked.shape[1]))
+    for c in range(stacked.shape[1]):  # column by column: no copy of the whole edge block
+        sums[:, c] = np.bincount(inverse, weights=stacked[cut, c], minlength=len(keys))
+    return keys, sums
 
 
 def _rejoin_parts(parts: list[list[int]], x: np.ndarray, y: np.ndarray,
@@ -393,10 +383,13 @@ def _rejoin_parts(parts: list[list[int]], x: np.ndarray, y: np.ndarray,
     for u, accs in enumerate(parts):
         part[accs] = u
     ds = DisjointSet(range(len(parts)))
-    for (ux, uy), per_channel in _cross(part[x], part[y], stacked).items():
-        identity = float(per_channel[_IDENTITY_COLS].sum())
-        if identity / min(len(parts[ux]), len(parts[uy])) >= MIN_CHANNEL_SHARE:
-            ds.merge(ux, uy)
+    keys, sums = _cross(part[x], part[y], stacked, len(parts))
+    sizes = np.array([len(p) for p in parts])
+    lo, hi = keys // len(parts), keys % len(parts)
+    identity = sums[:, _IDENTITY_COLS].sum(axis=1)
+    for ux, uy in zip(*(v[identity / np.minimum(sizes[lo], sizes[hi]) >= MIN_CHANNEL_SHARE]
+                        for v in (lo, hi)), strict=True):
+        ds.merge(int(ux), int(uy))
     return [sorted(i for u in s for i in parts[u]) for s in ds.subsets()]
 
 
