@@ -135,8 +135,10 @@ def build_edges(con: duckdb.DuckDBPyConnection, *, specificity: pa.Table | None 
         con.unregister("_kspec")
     _split_edges(con, family_specificity)
     _creation_edges(con)
-    _sync_edges(con, sync_candidates)
-    _volume_edges(con, sync_candidates)
+    # synchrony and correlated volumes compare the same bounded set of candidates
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _cand AS {_candidates_sql(sync_candidates)}")
+    _sync_edges(con)
+    _volume_edges(con)
     kinds = ", ".join(f"coalesce(max(CASE WHEN kind = '{k}' THEN weight END), 0) AS {k}"
                       for k in KINDS)
     # a scaffold family mostly restates its templates: count the stronger of the two, once
@@ -243,7 +245,7 @@ VOLUME_MIN_ACTIVE = 12
 VOLUME_NEIGHBOURS = 8
 
 
-def _volume_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
+def _volume_edges(con: duckdb.DuckDBPyConnection) -> None:
     """Correlated volumes: accounts whose day-to-day changes of schedule coincide.
 
     Each candidate's volume per (day, hour-of-day bin) is compared with what its own habits
@@ -266,7 +268,7 @@ def _volume_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
     rows = con.sql(f"""
       SELECT account_id, CAST((epoch(ts) - {t0}) // {3600 * width} AS BIGINT) AS bin,
         count(*) AS n
-      FROM ex WHERE account_id IN ({_candidates_sql(max_candidates)})
+      FROM ex WHERE account_id IN (SELECT account_id FROM _cand)
       GROUP BY ALL""").to_arrow_table()
     if rows.num_rows == 0:
         return
@@ -323,17 +325,17 @@ def _volume_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
     con.unregister("_volume")
 
 
-def _sync_edges(con: duckdb.DuckDBPyConnection, max_candidates: int) -> None:
+def _sync_edges(con: duckdb.DuckDBPyConnection) -> None:
     """SynchroTrap-style synchrony: co-activity in 10-minute buckets far above chance.
 
     Expected co-activity of two independent accounts follows the global activity profile
     (so two office workers in one timezone are not "synchronised"); an edge needs at least 6
     shared buckets and a lift of at least 4 over that expectation. Only candidates with some
-    harvest-like activity are compared (bounded: at most ``max_candidates`` accounts).
+    harvest-like activity are compared (``_cand``: at most ``sync_candidates`` accounts).
     """
-    rows = con.sql(f"""
+    rows = con.sql("""
     SELECT DISTINCT account_id, CAST(epoch(ts) // 600 AS BIGINT) AS bucket
-    FROM ex WHERE account_id IN ({_candidates_sql(max_candidates)})
+    FROM ex WHERE account_id IN (SELECT account_id FROM _cand)
     """).to_arrow_table()
     if rows.num_rows == 0:
         return
