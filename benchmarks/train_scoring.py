@@ -1,12 +1,14 @@
 """Train the shipped scoring model reproducibly on simulated worlds.
 
-    python benchmarks/train_scoring.py                      # seeds 101-103 train, 104 calibrates
+    python benchmarks/train_scoring.py                      # seeds 101-103 (v1) and 111-114
+                                                            # (mix) train, 104 calibrates
     python benchmarks/train_scoring.py --train-seeds 101 102 --calib-seed 104 --out model.json
     python benchmarks/train_scoring.py --world DIR ... --calib-world DIR   # pre-built worlds
 
-Worlds are simulated with ``evasion="v1"`` only (v2 is held out for evaluation) into
-``benchmarks/.cache/worlds/seed-N`` and reused when present. The model is written to
-``src/antidistill/data/models/scoring_v1.json`` by default.
+Worlds are simulated with ``evasion="v1"`` into ``benchmarks/.cache/worlds/seed-N`` and with
+``evasion="mix"`` (v1 plus cells of randomly drawn tactics, so the model learns harvesting rather
+than four recipes) into ``mix-N``, and reused when present; v2 is held out for evaluation. The
+model is written to ``src/antidistill/data/models/scoring_v1.json`` by default.
 """
 
 from __future__ import annotations
@@ -57,12 +59,12 @@ def world_data(world: Path, name: str, until_hours: float | None = None):  # typ
                      group=name.split("-first-")[0])
 
 
-def simulated(seed: int) -> Path:
+def simulated(seed: int, evasion: str = "v1") -> Path:
     from antidistill.simulate import simulate_world
 
-    path = CACHE / f"seed-{seed}"
+    path = CACHE / (f"seed-{seed}" if evasion == "v1" else f"{evasion}-{seed}")
     if not (path / "labels.parquet").is_file():
-        simulate_world(path, seed=seed, evasion="v1", progress=False)
+        simulate_world(path, seed=seed, evasion=evasion, progress=False)
     return path
 
 
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-seeds", type=int, nargs="*", default=[101, 102, 103])
     ap.add_argument("--calib-seed", type=int, default=104)
+    ap.add_argument("--mix-seeds", type=int, nargs="*", default=[111, 112, 113, 114],
+                    help="evasion='mix' worlds (v1 plus cells of random tactics) to train on")
     ap.add_argument("--world", type=Path, nargs="*", default=None,
                     help="pre-built labelled worlds to train on (instead of seeds)")
     ap.add_argument("--calib-world", type=Path, default=None)
@@ -90,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         worlds = [world_data(simulated(s), f"seed-{s}") for s in args.train_seeds]
         worlds += [world_data(simulated(s), f"seed-{s}-first-{h:g}h", until_hours=h)
                    for s in args.train_seeds for h in args.cutoff_hours]
+        worlds += [world_data(simulated(s, "mix"), f"mix-{s}" + ("" if h is None else
+                                                                 f"-first-{h:g}h"),
+                              until_hours=h)
+                   for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
         calib = world_data(simulated(args.calib_seed), f"seed-{args.calib_seed}")
         meta = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
-                "evasion": "v1", "cutoff_hours": args.cutoff_hours}
+                "evasion": "v1", "mix_seeds": args.mix_seeds, "cutoff_hours": args.cutoff_hours}
     model = train(worlds, calib, threshold=args.threshold, meta=meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)

@@ -5,13 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 
 from antidistill.errors import ConfigError
 from antidistill.features.accounts import FEATURES
+from antidistill.linking.communities import Clustering
 from antidistill.scoring import STAGE2_FEATURES, ScoringModel
+from antidistill.scoring.model import cluster_features
 from antidistill.scoring.reasons import SENTENCES, reasons_for
+from antidistill.scoring.train import (
+    WORDING_FEATURES,
+    WorldData,
+    blank_wording,
+    plainly_asked,
+    train,
+)
 from test_detect_world import detected, trained  # noqa: F401
 
 
@@ -76,3 +86,50 @@ def test_shipped_model_loads_when_present() -> None:
         pytest.skip(f"no shipped model yet: {exc}")
     assert model.meta.get("calib_seed") not in model.meta.get("train_seeds", [])
     assert 0 < model.threshold < 1
+
+
+def _wording_world(seed: int, name: str) -> WorldData:
+    """Campaign accounts that ask for chain-of-thought *and* collect many hard prompts."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    y = (np.arange(n) < 120).astype(np.float64)
+    x = rng.normal(0.0, 0.1, (n, len(FEATURES)))
+    col = {f: j for j, f in enumerate(FEATURES)}
+    for f in WORDING_FEATURES:
+        x[:, col[f]] = y
+    x[:, col["log_harvest_like"]] = np.where(y > 0, rng.normal(3.0, 0.2, n),
+                                             rng.normal(1.0, 0.4, n))
+    ids = [f"{name}-{i}" for i in range(n)]
+    return WorldData(name, ids, x, np.zeros(n), np.ones(n),
+                     Clustering(cluster_of={}, members={}, graph=nx.Graph()), y)
+
+
+def test_blank_wording_zeroes_only_wording_and_only_for_campaign_accounts() -> None:
+    world = _wording_world(1, "w")
+    plain = plainly_asked(world)
+    col = [FEATURES.index(f) for f in WORDING_FEATURES]
+    other = [j for j in range(len(FEATURES)) if j not in col]
+    pos = world.y > 0
+    assert (plain.x[np.ix_(pos, col)] == 0).all()
+    assert (plain.x[np.ix_(~pos, col)] == world.x[np.ix_(~pos, col)]).all()
+    assert (plain.x[:, other] == world.x[:, other]).all()
+    assert (world.x[np.ix_(pos, col)] == 1).all()  # the input is not modified
+    assert plain.group == world.name
+
+
+def test_plainly_asked_copies_teach_the_evidence_behind_the_wording() -> None:
+    """Trained on wording alone a harvester who asks plainly is missed; with the copies not."""
+    worlds = [_wording_world(s, f"w{s}") for s in (1, 2)]
+    calib = _wording_world(3, "c")
+    probe = _wording_world(4, "p")
+    plain_harvester = blank_wording(probe.x[probe.y > 0])
+    risk = {}
+    for augment in (False, True):
+        model = train(worlds, calib, augment=augment)
+        c = cluster_features(probe.accounts, model.own_score(probe.x), probe.harvest,
+                             probe.n_exchanges, probe.clustering)
+        x2 = np.hstack([plain_harvester, c[probe.y > 0]])
+        risk[augment] = model.calibrate(model.raw_score(x2))
+        assert model.meta["train_accounts"] == 800 * (2 if augment else 1)
+    assert np.median(risk[False]) < 0.5
+    assert (risk[True] >= 0.5).mean() > 0.95

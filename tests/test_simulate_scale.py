@@ -75,6 +75,54 @@ def test_evasion_v2_is_a_different_tactic_mix(tmp_path: Path) -> None:
         "SELECT avg(n_messages) FROM v1 WHERE is_attack")[0]
 
 
+def test_evasion_mix_draws_varied_tactics_per_cell() -> None:
+    """Training worlds: the randomised cells span the operator's choices across seeds."""
+    from antidistill.simulate.randomized import RandomizedHarvest
+    from antidistill.simulate.world import _plan
+
+    seen: dict[str, set[object]] = {k: set() for k in (
+        "ask", "target", "cover", "turns", "rotating", "pathway", "type", "mt", "fresh")}
+    for seed in range(1, 9):
+        ctx, pops = _plan(seed, 7, 1.0, 1.0, "mix")
+        r = pops[-1]
+        assert isinstance(r, RandomizedHarvest)
+        assert not any(isinstance(p, RandomizedHarvest) for p in _plan(seed, 7, 1.0, 1.0,
+                                                                         "v1")[1])
+        seen["ask"] |= set(r.ask.tolist())
+        seen["target"] |= set(r.target.tolist())
+        seen["cover"] |= {bool(c > 0) for c in r.cover}
+        seen["turns"] |= {bool(t < 1) for t in r.turns_p}
+        seen["rotating"] |= {bool(t < ctx.end_us) for t in r.active_to}
+        seen["mt"] |= {int(m) > 4096 for m in r.mt}
+        cols = ctx.accounts.cols
+        idx = range(r.first, r.first + r.n)
+        seen["pathway"] |= {cols["pathway"][i].split(":")[0] for i in idx}
+        seen["type"] |= {cols["account_type"][i] for i in idx}
+        seen["fresh"] |= {(ctx.start_us - cols["created_at"][i]) < 60 * 86_400 * 10**6
+                          for i in idx}
+        assert {cols["campaign"][i] for i in idx} == {"R-randomized"}
+    assert seen["ask"] == {0, 1, 2, 3} and seen["target"] == {0, 1, 2, 3}
+    assert seen["pathway"] == {"direct", "cloud", "reseller"}
+    assert {"individual", "edu", "research", "startup"} <= seen["type"]
+    for key in ("cover", "turns", "rotating", "mt", "fresh"):
+        assert seen[key] == {False, True}, key
+
+
+def test_evasion_mix_cells_harvest_without_repeats(tmp_path: Path) -> None:
+    simulate_world(tmp_path, seed=9, days=2, accounts=600, evasion="mix", progress=False)
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW r AS SELECT * FROM '{tmp_path / 'exchanges.parquet'}' "
+                f"JOIN '{tmp_path / 'labels.parquet'}' USING (account_id) "
+                f"JOIN '{tmp_path / 'exchange_labels.parquet'}' USING (request_id) "
+                "WHERE campaign = 'R-randomized'")
+    row = con.execute("SELECT count(*), count(DISTINCT account_id), count(DISTINCT prompt) "
+                      "FROM r WHERE is_attack AND n_messages = 1").fetchone()
+    assert row is not None
+    firsts, accounts, distinct = row
+    assert accounts >= 12 and firsts > 100
+    assert distinct >= 0.95 * firsts  # a dataset covered, not sampled with repeats
+
+
 @pytest.mark.parametrize("kwargs", [{"days": 0}, {"evasion": "v3"}, {"accounts": 3},
                                     {"exchanges": 10}])
 def test_bad_arguments_raise_input_error(tmp_path: Path, kwargs: dict[str, object]) -> None:

@@ -7,7 +7,7 @@ at detection time, not as an overfitted stage 1 makes them look.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,18 @@ from antidistill.scoring.model import (
     cluster_features,
     fit_booster,
 )
+
+#: features that only say how a request is worded; an adversary changes wording for free
+WORDING_FEATURES: tuple[str, ...] = ("share_cot", "share_rubric", "share_rewrite_ask",
+                                     "share_elicit")
+_WORDING_IDX = np.array([FEATURES.index(f) for f in WORDING_FEATURES])
+
+
+def blank_wording(x: np.ndarray) -> np.ndarray:
+    """Copy of feature rows as if the same requests had been asked plainly."""
+    out = np.array(x, dtype=np.float64, copy=True)
+    out[:, _WORDING_IDX] = 0.0
+    return out
 
 
 @dataclass
@@ -43,24 +55,40 @@ def _stage2_matrix(world: WorldData, p1: np.ndarray) -> np.ndarray:
     return np.hstack([world.x, c])
 
 
+def plainly_asked(world: WorldData) -> WorldData:
+    """The world as if every campaign account had asked plainly (wording features zeroed)."""
+    pos = world.y > 0
+    x = np.array(world.x, dtype=np.float64, copy=True)
+    x[pos] = blank_wording(x[pos])
+    return replace(world, name=f"{world.name}-plain", x=x, group=world.group or world.name)
+
+
 def train(worlds: list[WorldData], calibration: WorldData, *,
-          threshold: float = 0.5, meta: dict[str, Any] | None = None) -> ScoringModel:
-    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration``."""
+          threshold: float = 0.5, meta: dict[str, Any] | None = None,
+          augment: bool = True) -> ScoringModel:
+    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration``.
+
+    ``augment`` adds each world once more as :func:`plainly_asked`, so that no score rests on
+    wording alone: the model must also learn the volume, coverage, output and coordination
+    evidence an adversary cannot drop for free.
+    """
     if not worlds:
         raise ValueError("need at least one training world")
+    if augment:
+        worlds = [*worlds, *(plainly_asked(w) for w in worlds)]
     x_all = np.vstack([w.x for w in worlds])
     y_all = np.concatenate([w.y for w in worlds])
     stage1 = fit_booster(x_all, y_all, FEATURES)
     x2_parts = []
-    for i, world in enumerate(worlds):
-        others = [w for j, w in enumerate(worlds)
-                  if j != i and (w.group or w.name) != (world.group or world.name)]
-        if others:
-            s1 = fit_booster(np.vstack([w.x for w in others]),
-                             np.concatenate([w.y for w in others]), FEATURES)
-            p1 = np.asarray(s1.predict(world.x), dtype=np.float64)
-        else:
-            p1 = np.asarray(stage1.predict(world.x), dtype=np.float64)
+    fold: dict[str, Any] = {}  # one out-of-fold stage 1 per group (its worlds share "others")
+    for world in worlds:
+        group = world.group or world.name
+        if group not in fold:
+            others = [w for w in worlds if (w.group or w.name) != group]
+            fold[group] = fit_booster(np.vstack([w.x for w in others]),
+                                      np.concatenate([w.y for w in others]),
+                                      FEATURES) if others else stage1
+        p1 = np.asarray(fold[group].predict(world.x), dtype=np.float64)
         x2_parts.append(_stage2_matrix(world, p1))
     stage2 = fit_booster(np.vstack(x2_parts), y_all, STAGE2_FEATURES)
     p1c = np.asarray(stage1.predict(calibration.x), dtype=np.float64)

@@ -27,10 +27,13 @@ from antidistill.simulate.finish import resolve_ips, usage
 from antidistill.simulate.network import Net
 from antidistill.simulate.populations import LEGIT
 from antidistill.simulate.prompts import pool
+from antidistill.simulate.randomized import RandomizedHarvest
 from antidistill.simulate.rows import HOUR, US, Rows, concat, take
 from antidistill.simulate.writer import WorldWriter
 
-EVASIONS = ("v1", "v2")
+#: v1: the scripted evasive campaign; v2: its held-out tactics; mix: v1 plus cells of randomly
+#: drawn tactics (:mod:`antidistill.simulate.randomized`, for training worlds only)
+EVASIONS = ("v1", "v2", "mix")
 #: rows per chunk to aim for: large enough for fast Arrow/Parquet, small enough for memory
 TARGET_CHUNK_ROWS = 300_000
 
@@ -63,6 +66,8 @@ def _plan(seed: int, days: int, scale: float, vol: float, evasion: str
     ctx = Ctx(seed=seed, days=days, scale=scale, vol=vol, evasion=evasion, pool=pool(),
               accounts=Accounts(seed), net=Net(np.random.default_rng([seed, 2])), rng=rng)
     pops: list[Population] = [cls() for cls in (*LEGIT, *CAMPAIGNS)]
+    if evasion == "mix":
+        pops.append(RandomizedHarvest())
     for p in pops:
         p.build(ctx)
     return ctx, pops

@@ -1,0 +1,180 @@
+"""How well the scorer generalises to harvesting it was not trained on (training seeds only).
+
+    python benchmarks/generalisation.py                 # seeds 101-103 train, 104 calibrates,
+                                                        # 105-106 evaluate; writes results JSON
+
+Two stress tests, both built from the training distribution (the held-out v2 world is never
+touched here, so choices made with this script do not tune on it):
+
+* **leave one campaign out** — each campaign kind (A-D) is removed from every training and
+  calibration world in turn; the recall on that kind in the evaluation worlds is how well the
+  scorer finds a tactic it has never seen labelled;
+* **wording-blind** — the evaluation worlds' campaign accounts have their wording features
+  (chain-of-thought, rubric and rewrite asks) set to zero, as if every harvester asked plainly:
+  wording is the cheapest thing an adversary can change, volume, coverage, long outputs and
+  coordination are not.
+
+Legitimate FPR is reported overall and for every legitimate population, for the full model.
+Results go to ``benchmarks/results/generalisation.json``, one entry per configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_scoring import CACHE, simulated, world_data
+
+OUT = Path(__file__).resolve().parent / "results" / "generalisation.json"
+CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
+
+
+def _prepared(seed: int, until_hours: float | None = None, evasion: str = "v1"
+              ) -> tuple[Any, dict[str, dict]]:
+    """WorldData plus labels of one seed (cached next to the simulated world)."""
+    name = (f"seed-{seed}" if evasion == "v1" else f"{evasion}-{seed}") + (
+        "" if until_hours is None else f"-first-{until_hours:g}h")
+    cache = CACHE.parent / "prepared" / f"{name}.pkl"
+    world = simulated(seed, evasion)
+    labels = {r["account_id"]: r for r in pq.read_table(world / "labels.parquet").to_pylist()}
+    if cache.is_file():
+        return pickle.loads(cache.read_bytes()), labels
+    wd = world_data(world, name, until_hours=until_hours)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(pickle.dumps(wd))
+    return wd, labels
+
+
+def _without(wd: Any, labels: dict[str, dict], *campaigns: str) -> Any:
+    keep = np.array([labels.get(a, {}).get("campaign") not in campaigns for a in wd.accounts])
+    kept = [a for a, k in zip(wd.accounts, keep, strict=True) if k]
+    return replace(wd, accounts=kept, x=wd.x[keep],
+                   harvest=wd.harvest[keep], n_exchanges=wd.n_exchanges[keep], y=wd.y[keep])
+
+
+def _risk(model: Any, wd: Any, x: np.ndarray) -> np.ndarray:
+    from antidistill.scoring.model import cluster_features
+
+    p1 = model.own_score(x)
+    c = cluster_features(wd.accounts, p1, wd.harvest, wd.n_exchanges, wd.clustering)
+    return np.asarray(model.calibrate(model.raw_score(np.hstack([x, c]))))
+
+
+def _blind(x: np.ndarray, campaign: np.ndarray) -> np.ndarray:
+    from antidistill.scoring.train import blank_wording
+
+    out = x.copy()
+    out[campaign] = blank_wording(x[campaign])
+    return out
+
+
+def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
+             only: str | None = None, blind: bool = False) -> dict[str, Any]:
+    """Recall per campaign (account and exchange-weighted) and FPR per legit population."""
+    hit: dict[str, list[float]] = {}
+    fp: dict[str, list[float]] = {}
+    for wd, labels in evals:
+        camp = np.array([labels.get(a, {}).get("campaign") or "" for a in wd.accounts])
+        pop = np.array([labels.get(a, {}).get("population") or "" for a in wd.accounts])
+        x = _blind(wd.x, camp != "") if blind else wd.x
+        flagged = _risk(model, wd, x) >= model.threshold
+        for c in CAMPAIGNS:
+            if only is not None and c != only:
+                continue
+            m = camp == c
+            hit.setdefault(c, [0, 0, 0.0, 0.0])
+            hit[c][0] += int(flagged[m].sum())
+            hit[c][1] += int(m.sum())
+            hit[c][2] += float(wd.n_exchanges[m & flagged].sum())
+            hit[c][3] += float(wd.n_exchanges[m].sum())
+        for p in np.unique(pop[camp == ""]):
+            m = (pop == p) & (camp == "")
+            fp.setdefault(p, [0, 0])
+            fp[p][0] += int(flagged[m].sum())
+            fp[p][1] += int(m.sum())
+    out: dict[str, Any] = {"recall": {c: round(v[0] / max(v[1], 1), 4) for c, v in hit.items()},
+                           "exchange_recall": {c: round(v[2] / max(v[3], 1.0), 4)
+                                               for c, v in hit.items()}}
+    if only is None and not blind:
+        legit = np.array([v for v in fp.values()]).sum(axis=0)
+        out["fpr"] = round(legit[0] / max(legit[1], 1), 5)
+        out["fpr_by_population"] = {p: round(v[0] / max(v[1], 1), 4) for p, v in fp.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train-seeds", type=int, nargs="*", default=[101, 102, 103])
+    ap.add_argument("--calib-seed", type=int, default=104)
+    ap.add_argument("--eval-seeds", type=int, nargs="*", default=[105, 106])
+    ap.add_argument("--cutoff-hours", type=float, nargs="*", default=[24.0, 48.0])
+    ap.add_argument("--mix-seeds", type=int, nargs="*", default=[],
+                    help="also train on these evasion='mix' worlds (randomised tactic cells)")
+    ap.add_argument("--no-augment", action="store_true",
+                    help="train without the plainly-asked copies of the training worlds")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a LightGBM parameter (experiments)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    from antidistill.scoring import model as scoring_model
+    from antidistill.scoring.train import train as train_model
+
+    for kv in args.param:
+        key, _, value = kv.partition("=")
+        scoring_model.PARAMS[key] = type(scoring_model.PARAMS.get(key, 0.0))(value)
+
+    def train(worlds: list[Any], calibration: Any) -> Any:
+        return train_model(worlds, calibration, augment=not args.no_augment)
+
+    train_w = [_prepared(s) for s in args.train_seeds]
+    train_w += [_prepared(s, h) for s in args.train_seeds for h in args.cutoff_hours]
+    mix_w = [_prepared(s, h, "mix") for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
+    train_w += mix_w
+    calib = _prepared(args.calib_seed)
+    evals = [_prepared(s) for s in args.eval_seeds]
+    full = train([w for w, _ in train_w], calib[0])
+    result: dict[str, Any] = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
+                              "eval_seeds": args.eval_seeds, "mix_seeds": args.mix_seeds,
+                              "augment": not args.no_augment,
+                              "params": dict(scoring_model.PARAMS),
+                              "full_model": evaluate(full, evals),
+                              "wording_blind": evaluate(full, evals, blind=True)}
+    loco: dict[str, Any] = {}
+    for c in CAMPAIGNS:
+        model = train([_without(w, lab, c) for w, lab in train_w], _without(*calib, c))
+        loco[c] = evaluate(model, evals, only=c)
+        print(f"left out {c}: {loco[c]}", flush=True)
+    result["leave_one_campaign_out"] = loco
+    rec = [v["recall"][c] for c, v in loco.items()]
+    result["leave_one_campaign_out_mean_recall"] = round(float(np.mean(rec)), 4)
+    if len(args.mix_seeds) >= 2:
+        # none of the four scripted recipes seen: randomised cells only, calibrated on the
+        # last mix world's cells
+        cal_mix = _prepared(args.mix_seeds[-1], None, "mix")
+        rest = [w for w in mix_w if not w[0].name.startswith(f"mix-{args.mix_seeds[-1]}")]
+        model = train([_without(w, lab, *CAMPAIGNS) for w, lab in rest],
+                      _without(*cal_mix, *CAMPAIGNS))
+        result["scripted_unseen"] = evaluate(model, evals)
+        print(f"scripted recipes unseen: {result['scripted_unseen']}", flush=True)
+    print(json.dumps(result, indent=1))
+    # one entry per configuration, so runs with and without the copies sit side by side
+    key = ("augmented" if not args.no_augment else "no_augmentation") + "".join(
+        f",{kv}" for kv in args.param) + (",mix" if args.mix_seeds else "")
+    previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+    previous[key] = result
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(previous, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
