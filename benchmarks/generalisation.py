@@ -2,6 +2,9 @@
 
     python benchmarks/generalisation.py                 # seeds 101-103 train, 104 calibrates,
                                                         # 105-106 evaluate; writes results JSON
+    python benchmarks/generalisation.py --mix-seeds 111 112 113 114 115 116 117 118
+                                                        # as shipped: also the randomised cells
+    python benchmarks/generalisation.py --no-augment    # without the plainly-asked copies
 
 Two stress tests, both built from the training distribution (the held-out v2 world is never
 touched here, so choices made with this script do not tune on it):
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=1))
     # one entry per configuration, so runs with and without the copies sit side by side
     key = ("augmented" if not args.no_augment else "no_augmentation") + "".join(
-        f",{kv}" for kv in args.param) + (",mix" if args.mix_seeds else "")
+        f",{kv}" for kv in args.param) + (f",mix{len(args.mix_seeds)}" if args.mix_seeds else "")
     previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     previous[key] = result
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Train the shipped scoring model reproducibly on simulated worlds.
 
-    python benchmarks/train_scoring.py                      # seeds 101-103 (v1) and 111-114
+    python benchmarks/train_scoring.py                      # seeds 101-103 (v1) and 111-118
                                                             # (mix) train, 104 calibrates
     python benchmarks/train_scoring.py --train-seeds 101 102 --calib-seed 104 --out model.json
     python benchmarks/train_scoring.py --world DIR ... --calib-world DIR   # pre-built worlds
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-seeds", type=int, nargs="*", default=[101, 102, 103])
     ap.add_argument("--calib-seed", type=int, default=104)
-    ap.add_argument("--mix-seeds", type=int, nargs="*", default=[111, 112, 113, 114],
+    ap.add_argument("--mix-seeds", type=int, nargs="*", default=list(range(111, 119)),
                     help="evasion='mix' worlds (v1 plus cells of random tactics) to train on")
     ap.add_argument("--world", type=Path, nargs="*", default=None,
                     help="pre-built labelled worlds to train on (instead of seeds)")
