@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_scoring import CACHE, simulated, world_data
+from train_scoring import CACHE, seeded, simulated, world_name
 
 OUT = Path(__file__).resolve().parent / "results" / "generalisation.json"
 CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
@@ -44,14 +44,12 @@ CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
 def _prepared(seed: int, until_hours: float | None = None, evasion: str = "v1"
               ) -> tuple[Any, dict[str, dict]]:
     """WorldData plus labels of one seed (cached next to the simulated world)."""
-    name = (f"seed-{seed}" if evasion == "v1" else f"{evasion}-{seed}") + (
-        "" if until_hours is None else f"-first-{until_hours:g}h")
-    cache = CACHE.parent / "prepared" / f"{name}.pkl"
+    cache = CACHE.parent / "prepared" / f"{world_name(seed, evasion, until_hours)}.pkl"
     world = simulated(seed, evasion)
     labels = {r["account_id"]: r for r in pq.read_table(world / "labels.parquet").to_pylist()}
     if cache.is_file():
         return pickle.loads(cache.read_bytes()), labels
-    wd = world_data(world, name, until_hours=until_hours)
+    wd = seeded(seed, evasion, until_hours)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps(wd))
     return wd, labels
@@ -64,32 +62,18 @@ def _without(wd: Any, labels: dict[str, dict], *campaigns: str) -> Any:
                    harvest=wd.harvest[keep], n_exchanges=wd.n_exchanges[keep], y=wd.y[keep])
 
 
-def _risk(model: Any, wd: Any, x: np.ndarray) -> np.ndarray:
-    from antidistill.scoring.model import cluster_features
-
-    p1 = model.own_score(x)
-    c = cluster_features(wd.accounts, p1, wd.harvest, wd.n_exchanges, wd.clustering)
-    return np.asarray(model.calibrate(model.raw_score(np.hstack([x, c]))))
-
-
-def _blind(x: np.ndarray, campaign: np.ndarray) -> np.ndarray:
-    from antidistill.scoring.train import blank_wording
-
-    out = x.copy()
-    out[campaign] = blank_wording(x[campaign])
-    return out
-
-
 def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
              only: str | None = None, blind: bool = False) -> dict[str, Any]:
-    """Recall per campaign (account and exchange-weighted) and FPR per legit population."""
+    """Recall per campaign (account and exchange-weighted) and FPR per legit population;
+    ``blind``: with the campaign accounts' wording features zeroed."""
+    from antidistill.scoring.train import plainly_asked, world_risk
+
     hit: dict[str, list[float]] = {}
     fp: dict[str, list[float]] = {}
     for wd, labels in evals:
         camp = np.array([labels.get(a, {}).get("campaign") or "" for a in wd.accounts])
         pop = np.array([labels.get(a, {}).get("population") or "" for a in wd.accounts])
-        x = _blind(wd.x, camp != "") if blind else wd.x
-        flagged = _risk(model, wd, x) >= model.threshold
+        flagged = world_risk(model, plainly_asked(wd) if blind else wd) >= model.threshold
         for c in CAMPAIGNS:
             if only is not None and c != only:
                 continue

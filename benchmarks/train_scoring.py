@@ -59,13 +59,25 @@ def world_data(world: Path, name: str, until_hours: float | None = None):  # typ
                      group=name.split("-first-")[0])
 
 
+def world_name(seed: int, evasion: str = "v1", until_hours: float | None = None) -> str:
+    """``seed-N`` (v1) or ``<evasion>-N``, with ``-first-<H>h`` for a truncated replay."""
+    name = f"seed-{seed}" if evasion == "v1" else f"{evasion}-{seed}"
+    return name if until_hours is None else f"{name}-first-{until_hours:g}h"
+
+
 def simulated(seed: int, evasion: str = "v1") -> Path:
     from antidistill.simulate import simulate_world
 
-    path = CACHE / (f"seed-{seed}" if evasion == "v1" else f"{evasion}-{seed}")
+    path = CACHE / world_name(seed, evasion)
     if not (path / "labels.parquet").is_file():
         simulate_world(path, seed=seed, evasion=evasion, progress=False)
     return path
+
+
+def seeded(seed: int, evasion: str = "v1", until_hours: float | None = None):  # type: ignore[no-untyped-def]
+    """The prepared world of one simulated seed (simulated on first use)."""
+    return world_data(simulated(seed, evasion), world_name(seed, evasion, until_hours),
+                      until_hours=until_hours)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,14 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         calib = world_data(args.calib_world, args.calib_world.name)
         meta = {"worlds": [str(w) for w in args.world], "calibration": str(args.calib_world)}
     else:
-        worlds = [world_data(simulated(s), f"seed-{s}") for s in args.train_seeds]
-        worlds += [world_data(simulated(s), f"seed-{s}-first-{h:g}h", until_hours=h)
-                   for s in args.train_seeds for h in args.cutoff_hours]
-        worlds += [world_data(simulated(s, "mix"), f"mix-{s}" + ("" if h is None else
-                                                                 f"-first-{h:g}h"),
-                              until_hours=h)
-                   for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
-        calib = world_data(simulated(args.calib_seed), f"seed-{args.calib_seed}")
+        worlds = [seeded(s) for s in args.train_seeds]
+        worlds += [seeded(s, until_hours=h) for s in args.train_seeds for h in args.cutoff_hours]
+        worlds += [seeded(s, "mix", h) for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
+        calib = seeded(args.calib_seed)
         meta = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
                 "evasion": "v1", "mix_seeds": args.mix_seeds, "cutoff_hours": args.cutoff_hours}
     model = train(worlds, calib, threshold=args.threshold, meta=meta)

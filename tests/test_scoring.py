@@ -13,14 +13,13 @@ from antidistill.errors import ConfigError
 from antidistill.features.accounts import FEATURES
 from antidistill.linking.communities import Clustering
 from antidistill.scoring import STAGE2_FEATURES, ScoringModel
-from antidistill.scoring.model import cluster_features
 from antidistill.scoring.reasons import SENTENCES, reasons_for
 from antidistill.scoring.train import (
     WORDING_FEATURES,
     WorldData,
-    blank_wording,
     plainly_asked,
     train,
+    world_risk,
 )
 from test_detect_world import detected, trained  # noqa: F401
 
@@ -104,7 +103,7 @@ def _wording_world(seed: int, name: str) -> WorldData:
                      Clustering(cluster_of={}, members={}, graph=nx.Graph()), y)
 
 
-def test_blank_wording_zeroes_only_wording_and_only_for_campaign_accounts() -> None:
+def test_plainly_asked_zeroes_only_wording_and_only_for_campaign_accounts() -> None:
     world = _wording_world(1, "w")
     plain = plainly_asked(world)
     col = [FEATURES.index(f) for f in WORDING_FEATURES]
@@ -122,14 +121,10 @@ def test_plainly_asked_copies_teach_the_evidence_behind_the_wording() -> None:
     worlds = [_wording_world(s, f"w{s}") for s in (1, 2)]
     calib = _wording_world(3, "c")
     probe = _wording_world(4, "p")
-    plain_harvester = blank_wording(probe.x[probe.y > 0])
     risk = {}
     for augment in (False, True):
         model = train(worlds, calib, augment=augment)
-        c = cluster_features(probe.accounts, model.own_score(probe.x), probe.harvest,
-                             probe.n_exchanges, probe.clustering)
-        x2 = np.hstack([plain_harvester, c[probe.y > 0]])
-        risk[augment] = model.calibrate(model.raw_score(x2))
+        risk[augment] = world_risk(model, plainly_asked(probe))[probe.y > 0]
         assert model.meta["train_accounts"] == 800 * (2 if augment else 1)
     assert np.median(risk[False]) < 0.5
     assert (risk[True] >= 0.5).mean() > 0.95

@@ -28,13 +28,6 @@ WORDING_FEATURES: tuple[str, ...] = ("share_cot", "share_rubric", "share_rewrite
 _WORDING_IDX = np.array([FEATURES.index(f) for f in WORDING_FEATURES])
 
 
-def blank_wording(x: np.ndarray) -> np.ndarray:
-    """Copy of feature rows as if the same requests had been asked plainly."""
-    out = np.array(x, dtype=np.float64, copy=True)
-    out[:, _WORDING_IDX] = 0.0
-    return out
-
-
 @dataclass
 class WorldData:
     """One labelled world, prepared by the detection pipeline (features + clustering)."""
@@ -57,9 +50,8 @@ def _stage2_matrix(world: WorldData, p1: np.ndarray) -> np.ndarray:
 
 def plainly_asked(world: WorldData) -> WorldData:
     """The world as if every campaign account had asked plainly (wording features zeroed)."""
-    pos = world.y > 0
     x = np.array(world.x, dtype=np.float64, copy=True)
-    x[pos] = blank_wording(x[pos])
+    x[np.ix_(world.y > 0, _WORDING_IDX)] = 0.0
     return replace(world, name=f"{world.name}-plain", x=x, group=world.group or world.name)
 
 
@@ -103,3 +95,9 @@ def train(worlds: list[WorldData], calibration: WorldData, *,
         "train_accounts": len(y_all), "train_positives": int(y_all.sum()),
     })
     return ScoringModel(stage1, stage2, knots_x, knots_y, threshold=threshold, meta=info)
+
+
+def world_risk(model: ScoringModel, world: WorldData) -> np.ndarray:
+    """Calibrated risk per account of a prepared world, as detection computes it (stage 1, the
+    cluster context, stage 2, the isotonic map), for evaluating a model on labelled worlds."""
+    return model.calibrate(model.raw_score(_stage2_matrix(world, model.own_score(world.x))))
