@@ -123,7 +123,7 @@ def test_evasion_mix_cells_harvest_without_repeats(tmp_path: Path) -> None:
     assert distinct >= 0.95 * firsts  # a dataset covered, not sampled with repeats
 
 
-@pytest.mark.parametrize("kwargs", [{"days": 0}, {"evasion": "v3"}, {"accounts": 3},
+@pytest.mark.parametrize("kwargs", [{"days": 0}, {"evasion": "v9"}, {"accounts": 3},
                                     {"exchanges": 10}])
 def test_bad_arguments_raise_input_error(tmp_path: Path, kwargs: dict[str, object]) -> None:
     with pytest.raises(InputError):

@@ -16,8 +16,10 @@ def register(app: typer.Typer) -> None:
         exchanges: int | None = typer.Option(None, help="Total exchanges to aim for."),
         seed: int = typer.Option(7, help="Seed; the same seed gives byte-identical files."),
         evasion: str = typer.Option("v1", help="Evasive campaign tactic mix: v1, v2 "
-                                               "(held out from tuning) or mix (v1 plus cells "
-                                               "of random tactics, for training)."),
+                                               "(partly held out), mix (v1 plus cells "
+                                               "of random tactics, for training) or v3 "
+                                               "(held out, written without reading the "
+                                               "detector)."),
         quiet: bool = typer.Option(False, "--quiet", help="Do not print the summary."),
     ) -> None:
         """Simulate API traffic: legitimate populations plus distillation campaigns."""

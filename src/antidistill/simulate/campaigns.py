@@ -9,7 +9,8 @@
 (c) ``C-hydra``: a proxy network reselling access; every account mixes harvesting with its paying
     customers' ordinary traffic, banned accounts are replaced by fresh ones mid-window, and about
     half of the harvesting moves to the new model within 24 h of its release.
-(d) ``D-evasive``: an adversary who has read the published defenses (see :class:`Evasive`).
+(d) ``D-evasive``: an adversary who has read the published defenses (see :class:`Evasive`; with
+    ``--evasion v3`` the held-out operation of :mod:`antidistill.simulate.heldout` instead).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from antidistill.simulate.context import (
     hourly,
     legit_models,
 )
+from antidistill.simulate.datasets import DatasetWalk, math_items, math_size
 from antidistill.simulate.populations import chat_turns
 from antidistill.simulate.rows import (
     AGENT_STEP,
@@ -58,34 +60,6 @@ from antidistill.simulate.rows import (
     sessions,
     take,
 )
-
-
-class _Walk:
-    """A campaign's pass over a dataset: consecutive items of a fixed permutation, no repeats
-    until the whole set is covered."""
-
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
-        self.perm = rng.permutation(size)
-        self.pos = 0
-
-    def next(self, n: int) -> np.ndarray:
-        out = self.perm[(self.pos + np.arange(n)) % self.perm.size]
-        self.pos += n
-        return out
-
-
-def _math_items(ctx: Ctx, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(question, worked solution) global indices for positions in gsm8k + MATH."""
-    pool = ctx.pool
-    g = pool.size("gsm8k")
-    is_g = local < g
-    q = np.where(is_g, pool.at("gsm8k", local), pool.at("math", local - g))
-    a = np.where(is_g, pool.at("gsm8k_answer", local), pool.at("math_solution", local - g))
-    return q, a
-
-
-def _math_size(ctx: Ctx) -> int:
-    return ctx.pool.size("gsm8k") + ctx.pool.size("math")
 
 
 def _rubric(ctx: Ctx, r: Rows, sel: np.ndarray, q: np.ndarray, a: np.ndarray,
@@ -127,7 +101,7 @@ class ReasoningHarvest(Population):
         self.blocks = np.clip(self.blocks, ctx.start_us, ctx.end_us)
         busy = float((self.blocks[:, 1] - self.blocks[:, 0]).sum()) / HOUR
         self.per_hour = n * self.PER_ACCOUNT_DAY * ctx.days / max(busy, 1.0)
-        self.walk = _Walk(_math_size(ctx), rng)
+        self.walk = DatasetWalk(math_size(ctx), rng)
         self.counter = 0
 
     def expected(self, ctx: Ctx) -> tuple[float, float]:
@@ -153,7 +127,7 @@ class ReasoningHarvest(Population):
         r = base_rows((self.first + slot).astype(np.int32), ts, np.zeros(n, np.int32))
         pool = ctx.pool
         task = pick_choice(rng, n, (0.5, 0.25, 0.25))  # cot, rubric, rewrite
-        q, ans = _math_items(ctx, self.walk.next(n))
+        q, ans = math_items(ctx, self.walk.next(n))
         cot = task == 0
         r["p0"] = np.where(cot, pool.pick("cot", rng, n), 0)
         r["p1"] = np.where(cot, q, 0)
@@ -211,7 +185,7 @@ class AgenticHarvest(SessionPopulation):
         self.rate = lognormal_mean(rng, 6.0, 0.5, n)
         self.profile = np.full(n, P_FLAT)
         self.turns_p = np.full(n, 0.2)
-        self.walk = _Walk(_math_size(ctx), rng)
+        self.walk = DatasetWalk(math_size(ctx), rng)
         self.half = ctx.start_us + ctx.days * DAY // 2
 
     def expected(self, ctx: Ctx) -> tuple[float, float]:
@@ -237,7 +211,7 @@ class AgenticHarvest(SessionPopulation):
         r["p0"] = np.select([first & code, first & plan, first & recon],
                             [pool.at("code_explain", item), pool.at("agent_plan", item),
                              pool.at("reconstruct", item)], 0)
-        q, ans = _math_items(ctx, self.walk.next(n))
+        q, ans = math_items(ctx, self.walk.next(n))
         r["p1"] = np.select(
             [~first, tool, code, cu, plan],
             [pool.pick("agent_step", rng, n), pool.at("bfcl", item), pool.at("humaneval", item),
@@ -307,7 +281,7 @@ class HydraProxy(Population):
         self.active_to = np.array(act_to, np.int64)
         self.cust_rate = lognormal_mean(rng, 12.0, 0.5, n)
         self.harv_rate = lognormal_mean(rng, 45.0, 0.4, n)
-        self.walk = _Walk(_math_size(ctx), rng)
+        self.walk = DatasetWalk(math_size(ctx), rng)
         self.delay_us = int(rng.uniform(1, 4) * HOUR)
         self.ramp_us = int(rng.uniform(6, 12) * HOUR)
 
@@ -334,7 +308,7 @@ class HydraProxy(Population):
         n, pool = ha.size, ctx.pool
         h = base_rows(ha, hts, np.zeros(n, np.int32))
         task = pick_choice(rng, n, (0.4, 0.25, 0.2, 0.15))  # cot, code, tools, rubric
-        q, ans = _math_items(ctx, self.walk.next(n))
+        q, ans = math_items(ctx, self.walk.next(n))
         item = rng.integers(0, 1 << 30, n)
         h["p0"] = np.select([task == 0, task == 1], [pool.pick("cot", rng, n),
                                                      pool.at("code_explain", item)], 0)
@@ -365,7 +339,7 @@ class HydraProxy(Population):
         acct = np.repeat(self.first + banned, k).astype(np.int32)
         ts = np.repeat(self.active_to[banned], k) + rng.integers(0, 900 * US, int(k.sum()))
         r = base_rows(acct, ts, np.zeros(acct.size, np.int32))
-        q, _ = _math_items(ctx, self.walk.next(acct.size))
+        q, _ = math_items(ctx, self.walk.next(acct.size))
         r["p0"] = ctx.pool.pick("cot", rng, acct.size)
         r["p1"] = q
         r["kind"] = MATH_COT
@@ -406,7 +380,7 @@ class Evasive(SessionPopulation):
         self.n = n
         self.profile = np.full(n, P_SCHOOL if self.v2 else P_CONSUMER)
         # split the target set into disjoint shards, one per account
-        size = _math_size(ctx) + ctx.pool.size("humaneval")
+        size = math_size(ctx) + ctx.pool.size("humaneval")
         perm = rng.permutation(size)
         shards = np.array_split(perm, n)
         self.flat = perm
@@ -482,9 +456,9 @@ class Evasive(SessionPopulation):
         items = np.zeros(nsess, np.int64)
         if (~cover).any():
             items[~cover] = self._next_items(sloc[~cover])
-        ms = _math_size(ctx)
+        ms = math_size(ctx)
         is_code = items >= ms
-        q, _ = _math_items(ctx, np.minimum(items, ms - 1))
+        q, _ = math_items(ctx, np.minimum(items, ms - 1))
         body = np.where(is_code, pool.at("humaneval", items - ms), q)[sess]
         first = turn == 0
         chat_turns(ctx, r, turn, sess, rng)  # cover sessions keep this ordinary text

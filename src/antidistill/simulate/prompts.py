@@ -294,6 +294,121 @@ _EV2_FOLLOW = (
 
 _COVER_SYSTEM = (None, "You are a helpful assistant.")
 
+# campaign D v3 (held out): generated coding-agent task specs, tool output, self-review asks.
+# Every part varies (no fixed text around slots); wording avoids any reasoning/CoT vocabulary.
+_EV3_STACKS = (
+    "a Django 4.2 monolith with Celery workers", "a FastAPI service backed by Postgres",
+    "a TypeScript monorepo (Next.js front end, tRPC API)", "a Go microservice that talks gRPC",
+    "a Rust CLI built on clap and tokio", "a Spring Boot 3 app on Java 21",
+    "a Rails 7 app with Sidekiq jobs", "a Flask API with SQLAlchemy 2.0",
+    "a React Native app built with Expo", "a Kotlin Android app", "an Express + Prisma backend",
+    "a .NET 8 web API", "a data pipeline on Airflow", "a dbt project on Snowflake",
+    "a Terraform repo for our AWS accounts", "a Vue 3 dashboard using Pinia",
+    "a Laravel 10 web shop", "a pandas/numpy analytics package", "a PyTorch training repo",
+    "a Node worker consuming from SQS", "a SvelteKit marketing site",
+    "a C++17 library built with CMake", "an Elixir Phoenix app",
+    "a Kubernetes operator written in Go", "a Chrome extension in TypeScript",
+    "a SwiftUI iOS app", "a Scala Spark job", "a Deno edge-functions project",
+    "a small Click-based Python CLI", "a NestJS API with TypeORM",
+)
+_EV3_LEAD = (("Context: ", ".\n\n"), ("We're working in ", ". "), ("repo: ", "\n"),
+             ("This is ", ".\n\n"), ("Project is ", ". "), ("fyi the codebase is ", " - "))
+_EV3_TASKS = (
+    "Add retries with exponential backoff around {}", "Add input validation to {}",
+    "Write property-based tests for {}", "Add structured logging to {}",
+    "Make the error handling in {} consistent with the rest of the module",
+    "Rewrite {} to use async I/O", "Find out why {} is slow on large inputs and fix it",
+    "{} returns the wrong result for an empty list; fix it",
+    "Add caching to {} with a five minute TTL",
+    "Split {} into smaller functions without changing behaviour",
+    "Add type annotations to {} and get the type checker passing",
+    "{} leaks a file handle somewhere, track it down",
+    "Put {} behind a feature flag so it can be switched off in production",
+    "Make {} handle timezones correctly", "Remove the N+1 queries in {}",
+    "{} sometimes deadlocks under load, investigate and fix",
+    "Add metrics (latency histogram, error counter) to {}",
+    "Deprecate {} and move its callers to the new implementation",
+    "Make {} idempotent so retries don't apply twice",
+    "Replace the hand-rolled parsing in {} with the standard library",
+    "Cover the edge cases of {} with unit tests", "{} throws on unicode input; fix it",
+    "Document {} and add usage examples to its docstring", "Add rate limiting to {}",
+    "Make {} configurable through environment variables",
+    "Migrate {} off the deprecated client library", "Add pagination support to {}",
+    "Fix the off-by-one in {}", "Harden {} against malformed payloads",
+    "Profile {} and cut its memory use",
+)
+_EV3_FN_VERB = ("fetch_", "sync_", "parse_", "build_", "validate_", "export_", "import_",
+                "render_", "resolve_", "schedule_", "compute_", "normalize_")
+_EV3_FN_NOUN = ("invoice", "orders", "user_profile", "shipment", "rates", "report", "webhook",
+                "session", "inventory", "payout", "audit_log", "thumbnail", "search_index",
+                "feature_flags", "subscription")
+_EV3_WHERE = (" in the {} module", " (it lives under {}/)", ", see {}")
+_EV3_AREAS = ("billing", "accounts", "checkout", "notifications", "reporting", "auth", "search",
+              "ingest", "admin", "scheduler", "exports", "payments")
+_EV3_AREA_SUB = ("core", "api", "jobs", "utils", "handlers", "services", "models", "client",
+                 "workers", "lib")
+_EV3_CONSTRAINTS = (
+    "Keep the public API unchanged", "Don't touch the database schema",
+    "We can't add new dependencies", "It has to keep working with the old config format",
+    "The fix should not change any log message other tools grep for",
+    "No behaviour change for existing callers", "It must stay under 50 ms p95",
+    "Leave the vendored code alone", "It runs in a lambda, so keep cold start in mind",
+    "Use the existing HTTP client wrapper, not a new one",
+    "The CI job has a 10 minute limit", "Stick to the repo's formatter settings",
+    "Customers call this from old mobile builds, so be careful with the response shape",
+    "Don't rename anything that's exported", "Keep the change reviewable, one concern per commit",
+    "Migrations must be reversible", "There's a flaky test nearby, don't make it worse",
+    "Assume the input can be several GB", "Secrets come from the vault helper, never from env",
+    "The old code path has to stay available for a release",
+    "It has to work on Windows too", "Avoid global state",
+    "Error messages are shown to end users, keep them friendly",
+    "Treat the upstream API as unreliable", "This code is hot, allocation matters",
+    "The team prefers explicit over clever", "Don't break the nightly export",
+    "Follow the pattern used in the neighbouring modules",
+    "Keep backwards compatibility with the v1 endpoints",
+    "The on-call team needs to be able to tell failures apart in the logs",
+    "Tests must not hit the network", "Preserve the ordering of results",
+    "Don't change the retry budget of other callers", "It must be safe to run twice",
+    "Null and missing fields mean different things here", "Prices are in minor units",
+    "Timestamps are stored in UTC, displayed in the user's zone",
+    "Concurrency is up to 32 workers", "Feature must default to off",
+    "Keep memory flat regardless of input size",
+)
+_EV3_CONSTRAINT_JOIN = (". ", ".\n", " - ")
+_EV3_SIGNOFF = (
+    ".", ". Run the tests when you're done.", ". Show me the diff before committing.",
+    ". Don't commit.", ". Add a short changelog entry.", ".\n\nthanks", ". Keep the diff small.",
+    ". Ping me if something is unclear.", ", and update the README if needed.", "",
+    ". Tests first, then the fix.", ". Leave a TODO where you're unsure.",
+)
+_EV3_CMDS = ("$ pytest -q", "$ npm test", "$ go test ./...", "$ cargo test", "$ make lint",
+             "$ git diff --stat", "$ rg -n TODO src", "$ ./gradlew test", "$ tsc --noEmit",
+             "$ dotnet test", "$ bundle exec rspec", "$ mix test")
+_EV3_OUTCOMES = (
+    "exit code 0", "exit code 1", "2 failed, 57 passed", "all tests passed",
+    "1 failed (timeout after 30s)", "error: cannot find symbol `RateLimiter`",
+    "warning: unused variable `retries`", "12 files changed, 184 insertions(+), 61 deletions(-)",
+    "3 matches", "no matches", "TypeError: Cannot read properties of undefined (reading 'id')",
+    "panic: runtime error: index out of range [3] with length 3",
+    "AssertionError: expected 3 items, got 2", "fixture 'db' not found",
+    "Connection refused (is the test database running?)", "compiled successfully in 4.2s",
+    "lint: 4 problems (2 errors, 2 warnings)", "OK (skipped=3)",
+    "KeyError: 'currency'", "1 snapshot obsolete",
+)
+_EV3_REVIEW_OPEN = ("", "Before I merge this: ", "OK, last thing. ", "Self-review time. ",
+                    "Now look at your change with fresh eyes: ",
+                    "Pretend you're the reviewer on this PR. ")
+_EV3_REVIEW_ASK = (
+    "go through the diff and list anything that could break in production",
+    "what edge cases did we not test", "rate the change for correctness, readability and tests",
+    "compare your fix with the simplest alternative and say which is better",
+    "what would a strict senior reviewer push back on",
+    "check whether the change actually does what the task asked",
+    "point out any risk to backwards compatibility", "list the weakest parts of this patch",
+)
+_EV3_REVIEW_END = (", then say approve or request changes.", ". End with a score from 1 to 10.",
+                   ", and give a final verdict: ship or don't ship.", ".")
+
 
 # --------------------------------------------------------------------------------------------
 # pool
@@ -446,6 +561,16 @@ def pool() -> TextPool:
     tp.add("ev1_join", _EV1_JOIN)
     tp.add("ev2_plain", _EV2_PLAIN)
     tp.add("ev2_follow", _EV2_FOLLOW)
+    # v3 (held out): appended last so that no earlier index moves
+    tp.add("ev3_lead", [f"{a}{s}{b}" for a, b in _EV3_LEAD for s in _EV3_STACKS])
+    tp.add("ev3_task", [t.format(f"`{v}{n}()`") for t in _EV3_TASKS for v in _EV3_FN_VERB
+                        for n in _EV3_FN_NOUN])
+    tp.add("ev3_where", [w.format(f"{a}/{s}") for w in _EV3_WHERE for a in _EV3_AREAS
+                         for s in _EV3_AREA_SUB])
+    tp.add("ev3_constraint", _product(_EV3_CONSTRAINT_JOIN, _EV3_CONSTRAINTS))
+    tp.add("ev3_signoff", _EV3_SIGNOFF)
+    tp.add("ev3_tool", _product(_EV3_CMDS, ("\n",), _EV3_OUTCOMES))
+    tp.add("ev3_review", _product(_EV3_REVIEW_OPEN, _EV3_REVIEW_ASK, _EV3_REVIEW_END))
     tp.freeze()
     return tp
 

@@ -18,7 +18,8 @@ the choices an operator really has:
 
 while keeping the one thing harvesting cannot drop: each cell covers a dataset of hard prompts
 without repeating an item across its accounts. Worlds with this population are for training only;
-the report worlds (v1) and the held-out v2 world never contain it.
+the report worlds (v1), the partly held-out v2 world and the held-out v3 world
+(:mod:`antidistill.simulate.heldout`, written afterwards by another author) never contain it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import numpy as np
 from antidistill.simulate import network as nw
 from antidistill.simulate.accounts import IP_HOME, IP_PER_REQUEST, IP_STICKY_DAY
 from antidistill.simulate.base import SessionPopulation, base_rows, lognormal_mean
-from antidistill.simulate.campaigns import _math_items, _math_size, _Walk
 from antidistill.simulate.context import (
     M_MAIN,
     M_NEW,
@@ -39,6 +39,7 @@ from antidistill.simulate.context import (
     Ctx,
     legit_models,
 )
+from antidistill.simulate.datasets import DatasetWalk, math_items, math_size
 from antidistill.simulate.populations import chat_turns
 from antidistill.simulate.rows import (
     AGENT_STEP,
@@ -87,7 +88,7 @@ class RandomizedHarvest(SessionPopulation):
         cells_turns_p = np.where(multi, rng.uniform(0.25, 0.6, _CELLS), 1.0)
         self.turns_p = cells_turns_p[self.cell]
         code_size = ctx.pool.size("humaneval") + ctx.pool.size("dev_task")
-        self.walks = [[_Walk(size, rng) for size in (_math_size(ctx), code_size,
+        self.walks = [[DatasetWalk(size, rng) for size in (math_size(ctx), code_size,
                                                      ctx.pool.size("bfcl"))]
                       for _ in range(_CELLS)]
         cols: dict[str, list[object]] = {k: [] for k in (
@@ -197,8 +198,8 @@ class RandomizedHarvest(SessionPopulation):
                 m = (scell == c) & (task_s == t) & ~cover_s
                 if m.any():
                     item_s[m] = self.walks[c][t].next(int(m.sum()))
-        ms = _math_size(ctx)
-        q, _ = _math_items(ctx, np.minimum(item_s, ms - 1))
+        ms = math_size(ctx)
+        q, _ = math_items(ctx, np.minimum(item_s, ms - 1))
         he = pool.size("humaneval")
         code = np.where(item_s < he, pool.at("humaneval", item_s), pool.at("dev_task", item_s - he))
         body_s = np.select([task_s == 0, task_s == 1], [q, code], pool.at("bfcl", item_s))

@@ -21,9 +21,10 @@ from antidistill.errors import InputError
 from antidistill.schema import LABELS_SCHEMA
 from antidistill.simulate.accounts import Accounts
 from antidistill.simulate.base import Population
-from antidistill.simulate.campaigns import CAMPAIGNS
+from antidistill.simulate.campaigns import CAMPAIGNS, Evasive
 from antidistill.simulate.context import MODELS, Ctx
 from antidistill.simulate.finish import resolve_ips, usage
+from antidistill.simulate.heldout import ContractorSeats
 from antidistill.simulate.network import Net
 from antidistill.simulate.populations import LEGIT
 from antidistill.simulate.prompts import pool
@@ -31,9 +32,11 @@ from antidistill.simulate.randomized import RandomizedHarvest
 from antidistill.simulate.rows import HOUR, US, Rows, concat, take
 from antidistill.simulate.writer import WorldWriter
 
-#: v1: the scripted evasive campaign; v2: its held-out tactics; mix: v1 plus cells of randomly
-#: drawn tactics (:mod:`antidistill.simulate.randomized`, for training worlds only)
-EVASIONS = ("v1", "v2", "mix")
+#: v1: the scripted evasive campaign; v2: other tactics (partly held out); mix: v1 plus cells
+#: of randomly drawn tactics (:mod:`antidistill.simulate.randomized`, for training worlds only);
+#: v3: a held-out operation written without reading the detector
+#: (:mod:`antidistill.simulate.heldout`)
+EVASIONS = ("v1", "v2", "mix", "v3")
 #: rows per chunk to aim for: large enough for fast Arrow/Parquet, small enough for memory
 TARGET_CHUNK_ROWS = 300_000
 
@@ -65,7 +68,9 @@ def _plan(seed: int, days: int, scale: float, vol: float, evasion: str
     rng = np.random.default_rng([seed, 1])
     ctx = Ctx(seed=seed, days=days, scale=scale, vol=vol, evasion=evasion, pool=pool(),
               accounts=Accounts(seed), net=Net(np.random.default_rng([seed, 2])), rng=rng)
-    pops: list[Population] = [cls() for cls in (*LEGIT, *CAMPAIGNS)]
+    # v3 replaces the scripted D campaign in place (same position: earlier draws are unchanged)
+    pops: list[Population] = [ContractorSeats() if evasion == "v3" and cls is Evasive else cls()
+                              for cls in (*LEGIT, *CAMPAIGNS)]
     if evasion == "mix":
         pops.append(RandomizedHarvest())
     for p in pops:
