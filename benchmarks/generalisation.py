@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_scoring import CACHE, seeded, simulated, world_name
+from train_scoring import seeded, simulated
 
 OUT = Path(__file__).resolve().parent / "results" / "generalisation.json"
 CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
@@ -43,16 +42,10 @@ CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
 
 def _prepared(seed: int, until_hours: float | None = None, evasion: str = "v1"
               ) -> tuple[Any, dict[str, dict]]:
-    """WorldData plus labels of one seed (cached next to the simulated world)."""
-    cache = CACHE.parent / "prepared" / f"{world_name(seed, evasion, until_hours)}.pkl"
+    """WorldData plus labels of one seed (prepared worlds are reused, see ``seeded``)."""
     world = simulated(seed, evasion)
     labels = {r["account_id"]: r for r in pq.read_table(world / "labels.parquet").to_pylist()}
-    if cache.is_file():
-        return pickle.loads(cache.read_bytes()), labels
-    wd = seeded(seed, evasion, until_hours)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_bytes(pickle.dumps(wd))
-    return wd, labels
+    return seeded(seed, evasion, until_hours, reuse=True), labels
 
 
 def _without(wd: Any, labels: dict[str, dict], *campaigns: str) -> Any:

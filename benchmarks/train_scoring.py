@@ -14,20 +14,26 @@ model is written to ``src/antidistill/data/models/scoring_v1.json`` by default.
 from __future__ import annotations
 
 import argparse
+import pickle
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
 
+if TYPE_CHECKING:
+    from antidistill.scoring.train import WorldData
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "worlds"
+PREPARED = ROOT / "benchmarks" / ".cache" / "prepared"
 DEFAULT_OUT = ROOT / "src" / "antidistill" / "data" / "models" / "scoring_v1.json"
 
 
-def world_data(world: Path, name: str, until_hours: float | None = None):  # type: ignore[no-untyped-def]
+def world_data(world: Path, name: str, until_hours: float | None = None) -> WorldData:
     """Prepare one labelled world with the same code detection runs.
 
     ``until_hours``: only the first hours of the log, as a replay with ``--until`` sees it (so
@@ -74,10 +80,23 @@ def simulated(seed: int, evasion: str = "v1") -> Path:
     return path
 
 
-def seeded(seed: int, evasion: str = "v1", until_hours: float | None = None):  # type: ignore[no-untyped-def]
-    """The prepared world of one simulated seed (simulated on first use)."""
-    return world_data(simulated(seed, evasion), world_name(seed, evasion, until_hours),
-                      until_hours=until_hours)
+def seeded(seed: int, evasion: str = "v1", until_hours: float | None = None, *,
+           reuse: bool = False) -> WorldData:
+    """The prepared world of one simulated seed (simulated on first use).
+
+    ``reuse``: keep the prepared world in ``benchmarks/.cache/prepared/<name>.pkl`` and load it
+    from there next time (preparing 42 worlds takes ~10 minutes). The cache does not know which
+    code prepared it: delete the folder after changing anything upstream of scoring.
+    """
+    name = world_name(seed, evasion, until_hours)
+    cache = PREPARED / f"{name}.pkl"
+    if reuse and cache.is_file():
+        return pickle.loads(cache.read_bytes())
+    wd = world_data(simulated(seed, evasion), name, until_hours=until_hours)
+    if reuse:
+        PREPARED.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(wd))
+    return wd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cutoff-hours", type=float, nargs="*", default=[24.0, 48.0],
                     help="also train on each training world truncated to these first hours")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--reuse-prepared", action="store_true",
+                    help="load/save prepared seeds in benchmarks/.cache/prepared (clear it after "
+                         "changing anything upstream of scoring)")
     args = ap.parse_args(argv)
     from antidistill.scoring.train import train
+
+    reuse = args.reuse_prepared
 
     if args.world:
         worlds = [world_data(w, w.name) for w in args.world]
@@ -103,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         calib = world_data(args.calib_world, args.calib_world.name)
         meta = {"worlds": [str(w) for w in args.world], "calibration": str(args.calib_world)}
     else:
-        worlds = [seeded(s) for s in args.train_seeds]
-        worlds += [seeded(s, until_hours=h) for s in args.train_seeds for h in args.cutoff_hours]
-        worlds += [seeded(s, "mix", h) for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
-        calib = seeded(args.calib_seed)
+        worlds = [seeded(s, reuse=reuse) for s in args.train_seeds]
+        worlds += [seeded(s, until_hours=h, reuse=reuse)
+                   for s in args.train_seeds for h in args.cutoff_hours]
+        worlds += [seeded(s, "mix", h, reuse=reuse)
+                   for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
+        calib = seeded(args.calib_seed, reuse=reuse)
         meta = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
                 "evasion": "v1", "mix_seeds": args.mix_seeds, "cutoff_hours": args.cutoff_hours}
     model = train(worlds, calib, threshold=args.threshold, meta=meta)

@@ -14,6 +14,7 @@ from antidistill.contracts import ACCOUNTS_SCHEMA, CLUSTERS_SCHEMA, read_account
 from antidistill.detect import detect, parse_until, read_models
 from antidistill.errors import InputError
 from antidistill.schema import EXCHANGE_SCHEMA
+from antidistill.scoring.score import REASONS_MIN_RISK
 from test_detect_world import T0, detected, make_world, trained  # noqa: F401
 
 
@@ -47,6 +48,9 @@ def test_hydra_is_found_and_legit_users_are_not(detected: Path, trained: dict) -
     # reasons are sentences with numbers for flagged accounts
     assert all(a["reasons"] and any(ch.isdigit() for ch in " ".join(a["reasons"]))
                for a in hydra)
+    # ... and none for accounts whose risk is too low to explain
+    low = [a for a in legit if a["risk"] < REASONS_MIN_RISK]
+    assert low and not any(a["reasons"] for a in low)
     assert all(0.0 <= a["harvest_share"] <= 1.0 for a in acc)
 
 

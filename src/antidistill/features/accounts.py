@@ -316,11 +316,20 @@ def _pathway_code(p: str | None) -> float:
     return 3.0
 
 
+#: decimals kept in the model's feature matrix (far below any meaningful difference)
+FEATURE_DECIMALS = 9
+
+
 def feature_matrix(table: pa.Table) -> np.ndarray:
-    """The (accounts x FEATURES) float matrix, in the fixed order the model expects."""
+    """The (accounts x FEATURES) float matrix, in the fixed order the model expects.
+
+    Rounded to :data:`FEATURE_DECIMALS`: DuckDB's parallel float aggregates differ in the last
+    bits from run to run (up to ~1e-14 in the timing and crowd features), which was enough to
+    move booster split thresholds, so training on the same worlds gave different model files.
+    """
     if table.num_rows == 0:
         return np.zeros((0, len(FEATURES)))
-    return np.column_stack([
+    return np.round(np.column_stack([
         np.asarray(table.column(f).to_numpy(zero_copy_only=False), dtype=np.float64)
         for f in FEATURES
-    ])
+    ]), FEATURE_DECIMALS)

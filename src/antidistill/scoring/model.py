@@ -20,15 +20,16 @@ import lightgbm as lgb
 import numpy as np
 
 from antidistill.errors import ConfigError
-from antidistill.features.accounts import FEATURES
+from antidistill.features.accounts import FEATURE_DECIMALS, FEATURES
+from antidistill.linking import KINDS
 from antidistill.linking.communities import Clustering
 
 MODEL_FILE = "scoring_v1.json"
+#: cluster context: peers, membership, harvest share, and the weight of every evidence kind
+#: that binds the cluster (``ev_<kind>`` for each of :data:`antidistill.linking.KINDS`)
 CLUSTER_FEATURES: tuple[str, ...] = (
     "cluster_log_size", "cluster_peer_mean", "cluster_peer_max", "cluster_peer_q75",
-    "membership", "cluster_harvest_share",
-    "ev_payment", "ev_ip", "ev_subnet", "ev_client", "ev_template", "ev_family", "ev_split",
-    "ev_sync", "ev_creation",
+    "membership", "cluster_harvest_share", *(f"ev_{kind}" for kind in KINDS),
 )
 STAGE2_FEATURES: tuple[str, ...] = (*FEATURES, *CLUSTER_FEATURES)
 
@@ -42,7 +43,9 @@ ROUNDS = 300
 
 def cluster_features(accounts: list[str], p1: np.ndarray, harvest: np.ndarray,
                      n_exchanges: np.ndarray, clustering: Clustering) -> np.ndarray:
-    """Per-account cluster context (zeros for accounts in no cluster)."""
+    """Per-account cluster context (zeros for accounts in no cluster), rounded like the account
+    features (:data:`~antidistill.features.accounts.FEATURE_DECIMALS`) so that last-bit noise
+    of float sums cannot reach the model."""
     index = {a: i for i, a in enumerate(accounts)}
     out = np.zeros((len(accounts), len(CLUSTER_FEATURES)))
     col = {name: j for j, name in enumerate(CLUSTER_FEATURES)}
@@ -63,10 +66,9 @@ def cluster_features(accounts: list[str], p1: np.ndarray, harvest: np.ndarray,
             out[i, col["cluster_peer_q75"]] = np.quantile(peers, 0.75) if len(peers) else 0.0
             out[i, col["membership"]] = clustering.membership.get(accounts[i], 0.0)
             out[i, col["cluster_harvest_share"]] = share
-            for kind in ("payment", "ip", "subnet", "client", "template", "family", "split",
-                         "sync", "creation"):
+            for kind in KINDS:
                 out[i, col[f"ev_{kind}"]] = ev.get(kind, 0.0)
-    return out
+    return np.round(out, FEATURE_DECIMALS)
 
 
 @dataclass

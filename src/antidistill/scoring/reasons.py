@@ -121,11 +121,13 @@ SENTENCES: dict[str, Callable[[Row], str]] = {
     "ev_payment": lambda r: "its cluster shares payment instruments",
     "ev_ip": lambda r: "its cluster shares IP addresses",
     "ev_subnet": lambda r: "its cluster shares /24 networks",
+    "ev_asn": lambda r: "its cluster's accounts come from the same few network operators (ASNs)",
     "ev_client": lambda r: "its cluster shares client fingerprints",
     "ev_template": lambda r: "its cluster shares specific prompt templates",
     "ev_family": lambda r: "its cluster shares a specific prompt-scaffold family",
     "ev_split": lambda r: "its cluster splits one problem family between accounts without repeats",
     "ev_sync": lambda r: "its cluster's accounts are active in the same 10-minute windows",
+    "ev_volume": lambda r: "its cluster's accounts' hourly volumes rise and fall together",
     "ev_creation": lambda r: "its cluster's accounts were created in a burst",
 }
 

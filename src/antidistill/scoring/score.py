@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 #: only with at least this many harvest-like exchanges (the smallest unclustered campaign account
 #: on the calibration world had 18); below that one account is too little evidence.
 MIN_SOLO_HARVEST = 10
+#: Reasons explain a risk: accounts calibrated below this get none (most legitimate accounts
+#: calibrate to exactly 0, and sentences about their mildest features only mislead a reader).
+#: It also spares the costliest step of scoring, per-feature contributions (TreeSHAP), for
+#: accounts nobody will read about.
+REASONS_MIN_RISK = 0.05
 #: accounts turned into dicts at a time for reason sentences (bounded memory)
 _REASON_SLICE = 8192
 
@@ -28,6 +33,9 @@ class Scored:
     """The prepared account table with risk, flagged, cluster_id, reasons and stage outputs."""
 
     accounts: pa.Table
+    #: rows at or above :data:`REASONS_MIN_RISK`, and their stage-2 contributions (log-odds,
+    #: bias last), in the same order
+    explained: np.ndarray
     contributions: np.ndarray
 
 
@@ -45,7 +53,8 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     in_cluster = np.array([a in prep.clustering.cluster_of for a in ids], dtype=bool)
     enough = prep.column("n_harvest_like") >= MIN_SOLO_HARVEST if len(ids) else np.zeros(0, bool)
     flagged = (risk >= model.threshold) & (in_cluster | enough)
-    contrib = model.contributions(x2)
+    explained = np.flatnonzero(risk >= REASONS_MIN_RISK)
+    contrib = model.contributions(x2[explained])
     table = prep.accounts
     table = table.append_column("own_score", pa.array(p1, pa.float64()))
     for j, name in enumerate(CLUSTER_FEATURES):
@@ -55,9 +64,12 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     table = table.append_column(
         "cluster_id", pa.array([prep.clustering.cluster_of.get(a) for a in ids], pa.string()))
     # rows as dicts in slices: a whole-table to_pylist() costs ~0.5 GB at 130k accounts
-    reasons: list[list[str]] = []
-    for start in range(0, table.num_rows, _REASON_SLICE):
-        rows = table.slice(start, _REASON_SLICE).to_pylist()
-        reasons += reasons_for(rows, contrib[start:start + _REASON_SLICE])
+    reasons: list[list[str]] = [[] for _ in range(table.num_rows)]
+    for start in range(0, len(explained), _REASON_SLICE):
+        part = explained[start:start + _REASON_SLICE]
+        rows = table.take(pa.array(part)).to_pylist()
+        sentences = reasons_for(rows, contrib[start:start + _REASON_SLICE])
+        for i, found in zip(part.tolist(), sentences, strict=True):
+            reasons[i] = found
     table = table.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
-    return Scored(table, contrib)
+    return Scored(table, explained, contrib)
