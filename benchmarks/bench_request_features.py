@@ -9,7 +9,7 @@ heavy repetition as in world traffic. With ``--log`` the first ``--rows`` rows o
 Parquet log (e.g. a simulated world) are used instead. The in-run baseline is a DuckDB full scan
 of the same rows written to Parquet (hashing every prompt), so the ratio is comparable across
 machines. Like ``detect``, the table is fed to the stage in chunks of ``--chunk`` rows (default
-262,144, ``detect_stage.CHUNK_ROWS``) in one process, so caches kept across chunks count, and
+262,144, ``features.staging.CHUNK_ROWS``) in one process, so caches kept across chunks count, and
 the figure is amortised over the whole table. Writes ``benchmarks/results/request_features.json``.
 """
 

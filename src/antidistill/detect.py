@@ -177,7 +177,7 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
             models: pa.Table | None = None, until: datetime | None = None,
             progress: bool = False) -> Prepared:
     """Stage the log and compute features, edges and communities (no model needed)."""
-    from antidistill.detect_stage import stage
+    from antidistill.features.staging import stage
     clock = time.perf_counter()
     timings: dict[str, float] = {}
     memory: dict[str, float] = {}

@@ -175,12 +175,12 @@ def attack_counts_from(log_paths: Sequence[str | Path], exchange_labels: pa.Tabl
     str, int
 ]:
     """account -> number of attack exchanges, joining exchange labels to the log's ids."""
-    from antidistill.detect_stage import read_log
+    from antidistill.ingest import read_exchanges
 
     con = duckdb.connect(":memory:")
     con.register("_xl", exchange_labels.select(["request_id", "is_attack"]))
     counts: dict[str, int] = {}
-    for batch in read_log(log_paths, columns=["request_id", "account_id"]):
+    for batch in read_exchanges(log_paths, columns=["request_id", "account_id"]):
         con.register("_b", pa.Table.from_batches([batch]))
         for acc, n in con.execute("""SELECT b.account_id, count(*) FROM _b b JOIN _xl x
                                      USING (request_id) WHERE x.is_attack GROUP BY 1""").fetchall():
@@ -200,13 +200,13 @@ def time_to_detect(log_paths: Sequence[str | Path], labels: pa.Table, *, work: P
     replay's resolution).
     """
     from antidistill.detect import detect
-    from antidistill.detect_stage import read_log
+    from antidistill.ingest import read_exchanges
 
     camp_of = {r["account_id"]: r["campaign"] for r in labels.to_pylist() if r["campaign"]}
     start: dict[str, datetime] = {}
     t_min: datetime | None = None
     t_max: datetime | None = None
-    for batch in read_log(log_paths, columns=["ts", "account_id"]):
+    for batch in read_exchanges(log_paths, columns=["ts", "account_id"]):
         spans = pa.Table.from_batches([batch]).group_by("account_id").aggregate(
             [("ts", "min"), ("ts", "max")])
         for a, lo, hi in zip(spans.column("account_id").to_pylist(),

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
 
 from antidistill.errors import InputError
+from antidistill.ingest import read_exchanges
 from antidistill.schema import EXCHANGE_SCHEMA
 
 #: Columns the request classifiers need (text) — dropped after classification.
@@ -33,15 +34,6 @@ REQUEST_COLUMNS = (
     "capability", "p_cot", "p_rubric", "p_rewrite", "template_hash", "content_hash", "family_id",
 )
 CHUNK_ROWS = 262_144
-
-
-def read_log(paths: Sequence[str | Path], columns: Sequence[str] | None = None) -> Iterator[
-    pa.RecordBatch
-]:
-    """Stream record batches of a schema-v1 log (the one place that knows how logs are read)."""
-    from antidistill.ingest import read_exchanges
-
-    yield from read_exchanges(list(paths), columns=columns)
 
 
 def _chunks(batches: Iterator[pa.RecordBatch], until: datetime | None) -> Iterator[pa.Table]:
@@ -119,7 +111,7 @@ def stage(
     pending: deque[Future[tuple[pa.Table, pa.Table, float]]] = deque()
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify") as pool:
-            chunks = _chunks(read_log(paths), until)
+            chunks = _chunks(read_exchanges(list(paths)), until)
             while True:
                 while len(pending) < workers:
                     nxt = next(chunks, None)

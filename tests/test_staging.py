@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import antidistill.detect_stage as detect_stage
+import antidistill.features.staging as staging
 from antidistill.detect import connect
 from antidistill.features import requests
 from antidistill.fingerprint import HashCache
@@ -18,7 +18,7 @@ from antidistill.simulate import simulate_world
 def _staged(log: Path, tmp: Path, workers: int) -> pa.Table:
     requests._cache.clear()  # each run pays for its own classification
     con = connect(tmp)
-    n = detect_stage.stage(con, [log], workers=workers)
+    n = staging.stage(con, [log], workers=workers)
     table = con.sql("SELECT * FROM ex").to_arrow_table()
     con.close()
     assert n == table.num_rows
@@ -29,7 +29,7 @@ def test_threaded_staging_equals_one_thread(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     simulate_world(tmp_path / "w", seed=5, days=1, accounts=120, progress=False)
     log = tmp_path / "w" / "exchanges.parquet"
-    monkeypatch.setattr(detect_stage, "CHUNK_ROWS", 700)  # many chunks, several in flight
+    monkeypatch.setattr(staging, "CHUNK_ROWS", 700)  # many chunks, several in flight
     one = _staged(log, tmp_path / "a", workers=1)
     two = _staged(log, tmp_path / "b", workers=2)
     assert one.num_rows > 5 * 700
@@ -55,7 +55,7 @@ def test_specificity_grouped_in_sql_equals_per_request(tmp_path: Path) -> None:
 
     simulate_world(tmp_path / "w", seed=6, days=1, accounts=120, progress=False)
     con = connect(tmp_path / "db")
-    detect_stage.stage(con, [tmp_path / "w" / "exchanges.parquet"])
+    staging.stage(con, [tmp_path / "w" / "exchanges.parquet"])
     for key, column in (("template_hash", "template_hash"), ("hash(family_id)", "family_id")):
         rows = con.sql(f"SELECT {key} AS k, account_id FROM ex WHERE {column} IS NOT NULL"
                        ).to_arrow_table()
