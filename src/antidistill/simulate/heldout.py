@@ -45,10 +45,6 @@ from antidistill.simulate.populations import chat_turns
 from antidistill.simulate.prompts import n_coding_agents
 from antidistill.simulate.rows import AGENT_STEP, CODING, DAY, RUBRIC, Rows, take
 
-#: coding agents' client names and their harness defaults (as ordinary agent users send them)
-_AGENT_CLIENTS = ("codepilot-cli", "forge-agent", "opendev", "tabsmith")
-_AGENT_MAX = (32000, 16384, 8192, 64000)
-_AGENT_TEMP = (np.nan, 0.0, 1.0, 0.2)
 #: share of sessions that are ordinary side questions, and the turns such a session keeps
 COVER_SHARE = 0.1
 _COVER_TURNS = 3
@@ -72,7 +68,7 @@ class ContractorSeats(SessionPopulation):
         n = int(size.sum())
         org_region, org_tz = nw.region_tz(rng, n_org)
         office = np.array([ctx.net.alloc(nw.BUSINESS, 2, block=True) for _ in range(n_org)])
-        org_agent = rng.choice(n_coding_agents(), n_org, p=[0.4, 0.25, 0.2, 0.15])
+        org_agent = rng.choice(n_coding_agents(), n_org, p=nw.AGENT_SHARE)
         org_verified = rng.random(n_org) < 0.6
         org_path = np.where(rng.random(n_org) < 0.8, "direct", "cloud:nimbus")
         # orgs opened 3-30 months ago; seats added one by one since, a few during the window
@@ -85,9 +81,7 @@ class ContractorSeats(SessionPopulation):
                                          * window).astype(np.int64)
         self.active_from = np.where(joins, created, ctx.start_us - DAY).astype(np.int64)
         self.agent = org_agent[org_of]
-        versions = rng.integers(0, len(nw.AGENT_VERSIONS), n)
-        client = [f"{_AGENT_CLIENTS[a]}/{nw.AGENT_VERSIONS[v]}"
-                  for a, v in zip(self.agent.tolist(), versions.tolist(), strict=True)]
+        client = nw.agent_clients(self.agent, rng.integers(0, len(nw.AGENT_VERSIONS), n))
         k = rng.integers(1, 3, n)
         self.tz = org_tz[org_of]
         self.first = int(ctx.accounts.add(
@@ -102,8 +96,8 @@ class ContractorSeats(SessionPopulation):
         self.rate = lognormal_mean(rng, 2.0, 0.5, n)  # agent sessions per day
         self.profile = np.full(n, P_WORK)
         self.turns_p = np.full(n, 0.1)
-        self.max_tok = np.asarray(_AGENT_MAX)[self.agent].astype(np.int32)
-        self.temp = np.asarray(_AGENT_TEMP)[self.agent].astype(np.float32)
+        self.max_tok = np.asarray(nw.AGENT_MAX_TOKENS)[self.agent].astype(np.int32)
+        self.temp = np.asarray(nw.AGENT_TEMPERATURE)[self.agent].astype(np.float32)
         self.mini = rng.uniform(0.0, 0.1, n)
         self.cap = np.clip(rng.beta(3, 2, n) * 0.85 / 0.6, 0, 1)
         self.tau = 20.0 * rng.lognormal(0, 0.5, n)

@@ -56,6 +56,18 @@ EVAL_CLIENTS = (
     "helm/0.5.4 python-sdk/1.51.0", "python-sdk/1.54.3 CPython/3.12.4",
 )
 AGENT_VERSIONS = ("1.0.18", "1.0.21", "1.1.0")
+#: the popular coding agents (indices match ``prompts.n_coding_agents``): client name, share of
+#: users, and the max_tokens / temperature each harness sends by default (NaN: none sent)
+AGENT_CLIENTS = ("codepilot-cli", "forge-agent", "opendev", "tabsmith")
+AGENT_SHARE = (0.4, 0.25, 0.2, 0.15)
+AGENT_MAX_TOKENS = (32000, 16384, 8192, 64000)
+AGENT_TEMPERATURE = (float("nan"), 0.0, 1.0, 0.2)
+
+
+def agent_clients(agent: np.ndarray, version: np.ndarray) -> list[str]:
+    """Client fingerprint of each user: its agent's name and version."""
+    return [f"{AGENT_CLIENTS[a]}/{AGENT_VERSIONS[v]}"
+            for a, v in zip(agent.tolist(), version.tolist(), strict=True)]
 
 
 def region_tz(rng: np.random.Generator, n: int, regions: np.ndarray | None = None

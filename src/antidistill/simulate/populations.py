@@ -154,11 +154,8 @@ class AgentDevelopers(SessionPopulation):
         rng, n = ctx.rng, ctx.n(450)
         region, self.tz = nw.region_tz(rng, n)
         k = rng.integers(1, 3, n)
-        self.agent = rng.choice(n_coding_agents(), n, p=[0.4, 0.25, 0.2, 0.15])
-        names = ("codepilot-cli", "forge-agent", "opendev", "tabsmith")
-        client = [f"{names[a]}/{nw.AGENT_VERSIONS[v]}"
-                  for a, v in zip(self.agent.tolist(), rng.integers(0, 3, n).tolist(),
-                                  strict=True)]
+        self.agent = rng.choice(n_coding_agents(), n, p=nw.AGENT_SHARE)
+        client = nw.agent_clients(self.agent, rng.integers(0, len(nw.AGENT_VERSIONS), n))
         self.first = ctx.accounts.add(
             n, population=self.name,
             account_type=np.where(rng.random(n) < 0.7, "individual", "startup"),
@@ -171,10 +168,8 @@ class AgentDevelopers(SessionPopulation):
         self.profile = np.full(n, P_WORK)
         self.turns_p = rng.uniform(0.08, 0.2, n)
         self.knobs = _Knobs(ctx, n, mini=0.1, cap=0.85, tau_h=20.0)
-        agent_max = np.array([32000, 16384, 8192, 64000])
-        agent_temp = np.array([np.nan, 0.0, 1.0, 0.2])
-        self.knobs.max_tokens = agent_max[self.agent].astype(np.int32)
-        self.knobs.temperature = agent_temp[self.agent].astype(np.float32)
+        self.knobs.max_tokens = np.asarray(nw.AGENT_MAX_TOKENS)[self.agent].astype(np.int32)
+        self.knobs.temperature = np.asarray(nw.AGENT_TEMPERATURE)[self.agent].astype(np.float32)
 
     def content(self, ctx: Ctx, acct: np.ndarray, ts: np.ndarray, turn: np.ndarray,
                 sess: np.ndarray, rng: np.random.Generator) -> Rows:
