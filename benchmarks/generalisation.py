@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_scoring import seeded, simulated
+from train_scoring import seeded, simulated, training_specs
 
 OUT = Path(__file__).resolve().parent / "results" / "generalisation.json"
 CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
@@ -115,10 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     def train(worlds: list[Any], calibration: Any) -> Any:
         return train_model(worlds, calibration, augment=not args.no_augment)
 
-    train_w = [_prepared(s) for s in args.train_seeds]
-    train_w += [_prepared(s, h) for s in args.train_seeds for h in args.cutoff_hours]
-    mix_w = [_prepared(s, h, "mix") for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
-    train_w += mix_w
+    specs = training_specs(args.train_seeds, args.mix_seeds, args.cutoff_hours)
+    train_w = [_prepared(s, h, ev) for s, ev, h in specs]
+    mix_w = [w for (_, ev, _), w in zip(specs, train_w, strict=True) if ev == "mix"]
     calib = _prepared(args.calib_seed)
     evals = [_prepared(s) for s in args.eval_seeds]
     full = train([w for w, _ in train_w], calib[0])

@@ -99,6 +99,16 @@ def seeded(seed: int, evasion: str = "v1", until_hours: float | None = None, *,
     return wd
 
 
+def training_specs(train_seeds: list[int], mix_seeds: list[int], cutoff_hours: list[float]
+                   ) -> list[tuple[int, str, float | None]]:
+    """(seed, evasion, until_hours) of every training world, in training order: each v1 seed,
+    then its first-hours cuts, then each mix seed with its cuts."""
+    specs: list[tuple[int, str, float | None]] = [(s, "v1", None) for s in train_seeds]
+    specs += [(s, "v1", h) for s in train_seeds for h in cutoff_hours]
+    specs += [(s, "mix", h) for s in mix_seeds for h in (None, *cutoff_hours)]
+    return specs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-seeds", type=int, nargs="*", default=[101, 102, 103])
@@ -127,11 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         calib = world_data(args.calib_world, args.calib_world.name)
         meta = {"worlds": [str(w) for w in args.world], "calibration": str(args.calib_world)}
     else:
-        worlds = [seeded(s, reuse=reuse) for s in args.train_seeds]
-        worlds += [seeded(s, until_hours=h, reuse=reuse)
-                   for s in args.train_seeds for h in args.cutoff_hours]
-        worlds += [seeded(s, "mix", h, reuse=reuse)
-                   for s in args.mix_seeds for h in (None, *args.cutoff_hours)]
+        specs = training_specs(args.train_seeds, args.mix_seeds, args.cutoff_hours)
+        worlds = [seeded(s, ev, h, reuse=reuse) for s, ev, h in specs]
         calib = seeded(args.calib_seed, reuse=reuse)
         meta = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
                 "evasion": "v1", "mix_seeds": args.mix_seeds, "cutoff_hours": args.cutoff_hours}
