@@ -6,8 +6,8 @@
                                                         # as shipped: also the randomised cells
     python benchmarks/generalisation.py --no-augment    # without the plainly-asked copies
 
-Two stress tests, both built from the training distribution (the held-out v2 world is never
-touched here, so choices made with this script do not tune on it):
+Three stress tests, all built from the training distribution (the held-out v2 and v3 worlds
+are never touched here, so choices made with this script do not tune on them):
 
 * **leave one campaign out** — each campaign kind (A-D) is removed from every training and
   calibration world in turn; the recall on that kind in the evaluation worlds is how well the
@@ -15,7 +15,10 @@ touched here, so choices made with this script do not tune on it):
 * **wording-blind** — the evaluation worlds' campaign accounts have their wording features
   (chain-of-thought, rubric and rewrite asks) set to zero, as if every harvester asked plainly:
   wording is the cheapest thing an adversary can change, volume, coverage, long outputs and
-  coordination are not.
+  coordination are not;
+* **column-blind** — the evaluation worlds' logs without one group of optional columns
+  (identity, usage, account metadata, request shape, or all four), as providers that do not
+  record them would write them; recall and FPR of the full model on each.
 
 Legitimate FPR is reported overall and for every legitimate population, for the full model.
 Results go to ``benchmarks/results/generalisation.json``, one entry per configuration.
@@ -34,18 +37,24 @@ import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_scoring import seeded, simulated, training_specs
+from train_scoring import (
+    BLIND_VARIANTS,
+    Spec,
+    calibration_specs,
+    prepared,
+    simulated,
+    training_specs,
+)
 
 OUT = Path(__file__).resolve().parent / "results" / "generalisation.json"
 CAMPAIGNS = ("A-reasoning", "B-agentic", "C-hydra", "D-evasive")
 
 
-def _prepared(seed: int, until_hours: float | None = None, evasion: str = "v1"
-              ) -> tuple[Any, dict[str, dict]]:
-    """WorldData plus labels of one seed (prepared worlds are reused, see ``seeded``)."""
-    world = simulated(seed, evasion)
+def _prepared(spec: Spec) -> tuple[Any, dict[str, dict]]:
+    """WorldData plus labels of one world (prepared worlds are reused, see ``seeded``)."""
+    world = simulated(spec.seed, spec.evasion)
     labels = {r["account_id"]: r for r in pq.read_table(world / "labels.parquet").to_pylist()}
-    return seeded(seed, evasion, until_hours, reuse=True), labels
+    return prepared(spec, reuse=True), labels
 
 
 def _without(wd: Any, labels: dict[str, dict], *campaigns: str) -> Any:
@@ -56,9 +65,11 @@ def _without(wd: Any, labels: dict[str, dict], *campaigns: str) -> Any:
 
 
 def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
-             only: str | None = None, blind: bool = False) -> dict[str, Any]:
+             only: str | None = None, blind: bool = False,
+             condition: str | None = None) -> dict[str, Any]:
     """Recall per campaign (account and exchange-weighted) and FPR per legit population;
-    ``blind``: with the campaign accounts' wording features zeroed."""
+    ``blind``: with the campaign accounts' wording features zeroed; ``condition``: the
+    worlds are column-blind copies, calibrated as detection would calibrate them."""
     from antidistill.scoring.train import plainly_asked, world_risk
 
     hit: dict[str, list[float]] = {}
@@ -66,7 +77,8 @@ def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
     for wd, labels in evals:
         camp = np.array([labels.get(a, {}).get("campaign") or "" for a in wd.accounts])
         pop = np.array([labels.get(a, {}).get("population") or "" for a in wd.accounts])
-        flagged = world_risk(model, plainly_asked(wd) if blind else wd) >= model.threshold
+        flagged = world_risk(model, plainly_asked(wd) if blind else wd,
+                             condition) >= model.threshold
         for c in CAMPAIGNS:
             if only is not None and c != only:
                 continue
@@ -101,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also train on these evasion='mix' worlds (randomised tactic cells)")
     ap.add_argument("--no-augment", action="store_true",
                     help="train without the plainly-asked copies of the training worlds")
+    ap.add_argument("--no-blind", action="store_true",
+                    help="train without the column-blind copies of the worlds")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override a LightGBM parameter (experiments)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -112,24 +126,34 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = kv.partition("=")
         scoring_model.PARAMS[key] = type(scoring_model.PARAMS.get(key, 0.0))(value)
 
-    def train(worlds: list[Any], calibration: Any) -> Any:
-        return train_model(worlds, calibration, augment=not args.no_augment)
+    def train(worlds: list[Any], calibration: list[Any]) -> Any:
+        """``calibration``: the full calibration world first, then its blind copies."""
+        conditions = {b: [w] for b, w in zip(BLIND_VARIANTS, calibration[1:], strict=False)}
+        return train_model(worlds, calibration[0], augment=not args.no_augment,
+                           conditions=conditions)
 
-    specs = training_specs(args.train_seeds, args.mix_seeds, args.cutoff_hours)
-    train_w = [_prepared(s, h, ev) for s, ev, h in specs]
-    mix_w = [w for (_, ev, _), w in zip(specs, train_w, strict=True) if ev == "mix"]
-    calib = _prepared(args.calib_seed)
-    evals = [_prepared(s) for s in args.eval_seeds]
-    full = train([w for w, _ in train_w], calib[0])
+    blind = not args.no_blind
+    specs = training_specs(args.train_seeds, args.mix_seeds, args.cutoff_hours, blind=blind)
+    train_w = [_prepared(spec) for spec in specs]
+    mix_w = [w for spec, w in zip(specs, train_w, strict=True) if spec.evasion == "mix"]
+    calib = [_prepared(spec) for spec in calibration_specs(args.calib_seed, blind=blind)]
+    evals = [_prepared(Spec(s)) for s in args.eval_seeds]
+    full = train([w for w, _ in train_w], [w for w, _ in calib])
     result: dict[str, Any] = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
                               "eval_seeds": args.eval_seeds, "mix_seeds": args.mix_seeds,
-                              "augment": not args.no_augment,
+                              "augment": not args.no_augment, "column_blind_training": blind,
                               "params": dict(scoring_model.PARAMS),
                               "full_model": evaluate(full, evals),
-                              "wording_blind": evaluate(full, evals, blind=True)}
+                              "wording_blind": evaluate(full, evals, blind=True),
+                              "column_blind": {
+                                  v: evaluate(full, [_prepared(Spec(s, blind=v))
+                                                     for s in args.eval_seeds], condition=v)
+                                  for v in BLIND_VARIANTS}}
+    print(f"column-blind: {result['column_blind']}", flush=True)
     loco: dict[str, Any] = {}
     for c in CAMPAIGNS:
-        model = train([_without(w, lab, c) for w, lab in train_w], _without(*calib, c))
+        model = train([_without(w, lab, c) for w, lab in train_w],
+                      [_without(w, lab, c) for w, lab in calib])
         loco[c] = evaluate(model, evals, only=c)
         print(f"left out {c}: {loco[c]}", flush=True)
     result["leave_one_campaign_out"] = loco
@@ -138,15 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.mix_seeds) >= 2:
         # none of the four scripted recipes seen: randomised cells only, calibrated on the
         # last mix world's cells
-        cal_mix = _prepared(args.mix_seeds[-1], None, "mix")
+        cal_mix = _prepared(Spec(args.mix_seeds[-1], "mix"))
         rest = [w for w in mix_w if not w[0].name.startswith(f"mix-{args.mix_seeds[-1]}")]
         model = train([_without(w, lab, *CAMPAIGNS) for w, lab in rest],
-                      _without(*cal_mix, *CAMPAIGNS))
+                      [_without(*cal_mix, *CAMPAIGNS)])
         result["scripted_unseen"] = evaluate(model, evals)
         print(f"scripted recipes unseen: {result['scripted_unseen']}", flush=True)
     print(json.dumps(result, indent=1))
     # one entry per configuration, so runs with and without the copies sit side by side
-    key = ("augmented" if not args.no_augment else "no_augmentation") + "".join(
+    key = ("augmented" if not args.no_augment else "no_augmentation") + (
+        "" if blind else ",no_blind") + "".join(
         f",{kv}" for kv in args.param) + (f",mix{len(args.mix_seeds)}" if args.mix_seeds else "")
     previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     previous[key] = result

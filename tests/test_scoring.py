@@ -154,3 +154,33 @@ def test_plainly_asked_copies_teach_the_evidence_behind_the_wording() -> None:
         assert model.meta["train_accounts"] == 800 * (2 if augment else 1)
     assert np.median(risk[False]) < 0.5
     assert (risk[True] >= 0.5).mean() > 0.95
+
+
+def test_condition_of_names_the_blind_calibration() -> None:
+    from antidistill.scoring.model import condition_of
+
+    assert condition_of([]) is None
+    assert condition_of(["temperature", "input_tokens"]) is None  # read by no stage
+    assert condition_of(["ip"]) == "identity"
+    assert condition_of(["output_tokens", "status"]) == "usage"
+    assert condition_of(["system_prompt"]) == "shape"
+    assert condition_of(["account_created_at", "payment_fp"]) == "all"
+
+
+def test_each_log_condition_gets_its_own_calibration(tmp_path: Path) -> None:
+    worlds = [_wording_world(s, f"w{s}") for s in (1, 2)]
+    calib = _wording_world(3, "c")
+    # a condition where the same scores mean little: labels unrelated to the features
+    noisy = _wording_world(5, "c-blind-usage")
+    noisy.y = np.random.default_rng(0).permutation(noisy.y)
+    model = train(worlds, calib, augment=False, conditions={"usage": [noisy]})
+    probe = _wording_world(4, "p")
+    full = world_risk(model, probe)
+    usage = world_risk(model, probe, "usage")
+    assert (full[probe.y > 0] >= 0.5).mean() > 0.95
+    assert (usage[probe.y > 0] < 0.5).mean() > 0.95  # 30 % base rate, no signal
+    assert np.array_equal(world_risk(model, probe, "shape"), full)  # no map: the full one
+    assert model.meta["calibration_by_condition"] == {"usage": ["c-blind-usage"]}
+    model.save(tmp_path / "m.json")
+    again = ScoringModel.load(tmp_path / "m.json")
+    assert np.array_equal(world_risk(again, probe, "usage"), usage)

@@ -41,7 +41,7 @@ def _features(tmp: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
     table = build_account_features(con)
     con.close()
     row = table.to_pylist()[0]
-    return {k: float(row[k]) for k in FEATURES}
+    return {k: math.nan if row[k] is None else float(row[k]) for k in FEATURES}
 
 
 def test_chat_dilution_keeps_hard_volume_features(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from antidistill.errors import ConfigError, InputError
 from antidistill.features.accounts import (
     CAPABILITY_COLUMNS,
     FEATURES,
+    absent_columns,
     build_account_features,
     feature_matrix,
 )
@@ -60,6 +61,8 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     #: the process's peak RSS (MB) at the end of each stage, to see which stage sets the peak
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    #: optional columns with no value in the whole log (their features are unknown)
+    absent_columns: list[str] = field(default_factory=list)
 
     @property
     def account_ids(self) -> list[str]:
@@ -87,6 +90,7 @@ class DetectResult:
     files: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    absent_columns: list[str] = field(default_factory=list)
 
     @property
     def n_flagged(self) -> int:
@@ -108,6 +112,9 @@ class DetectResult:
         t.caption = (f"{self.n_exchanges:,} exchanges, {self.accounts.num_rows:,} accounts, "
                      f"{self.n_flagged:,} flagged, {self.clusters.num_rows:,} clusters, "
                      f"{len(self.campaigns)} campaigns in {self.seconds:.1f}s")
+        if self.absent_columns:
+            t.caption += ("\nabsent from the log (treated as unknown): "
+                          + ", ".join(self.absent_columns))
         return t
 
 
@@ -189,7 +196,8 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
         memory[name] = peak_rss_mb()
         clock = now
 
-    n = stage(con, paths, until=until, progress=progress, timings=timings)
+    texts: dict[str, int] = {}
+    n = stage(con, paths, until=until, progress=progress, timings=timings, text_values=texts)
     lap("staging_and_request_signals")
     timings["request_signals"] = round(timings["request_signals"], 3) if n else 0.0
     if n == 0:
@@ -200,13 +208,14 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
     # families are int64 ids: key their specificity by hash(family_id) (uint64), as linking does
     fam_spec = _specificity(con, "hash(family_id)", "family_id")
     lap("template_specificity")
-    accounts = build_account_features(con, specificity=spec, models=models)
+    absent = absent_columns(con, dropped=texts)
+    accounts = build_account_features(con, specificity=spec, models=models, absent=absent)
     lap("account_features")
     edges = build_edges(con, specificity=spec, family_specificity=fam_spec)
     lap("coordination_edges")
     clustering = detect_communities(edges)
     lap("communities")
-    return Prepared(n, accounts, edges, clustering, models, timings, memory)
+    return Prepared(n, accounts, edges, clustering, models, timings, memory, absent)
 
 
 def _specificity(con: duckdb.DuckDBPyConnection, key: str, column: str) -> pa.Table:
@@ -290,6 +299,9 @@ def detect(
         "flagged": int(sum(bool(x) for x in accounts.column("flagged").to_pylist())),
         "threshold": model.threshold,
         "model": model.meta,
+        "absent_columns": prep.absent_columns,
+        # which of the model's calibration maps scored this log (see scoring.condition_of)
+        "calibrated_for": _calibrated_for(model, prep.absent_columns),
         "timings_s": prep.timings,
         "peak_rss_mb": prep.peak_rss_mb,
     }
@@ -297,7 +309,7 @@ def detect(
                                              indent=2, default=str), encoding="utf-8")
     result = DetectResult(out, prep.n_exchanges, accounts, clusters, camp.records,
                           time.perf_counter() - started, files=files, timings=prep.timings,
-                          peak_rss_mb=prep.peak_rss_mb)
+                          peak_rss_mb=prep.peak_rss_mb, absent_columns=prep.absent_columns)
     if labels is not None:
         from antidistill.evaluate import evaluate_tables, read_labels
 
@@ -310,6 +322,18 @@ def detect(
     if progress:
         (console or Console()).print(result.summary())
     return result
+
+
+def _calibrated_for(model: ScoringModel, absent: list[str]) -> str:
+    from antidistill.scoring.model import condition_of
+
+    condition = condition_of(absent)
+    if condition is None:
+        return "full log"
+    what = "several groups of columns" if condition == "all" else f"the {condition} columns"
+    if condition not in model.conditions:
+        return f"full log (the model has no map for logs without {what})"
+    return f"logs without {what}"
 
 
 def _load_model(path: Path | None) -> ScoringModel:

@@ -50,6 +50,18 @@ REQUIRED: tuple[str, ...] = tuple(name for name, _, req, _ in COLUMNS if req)
 OPTIONAL: tuple[str, ...] = tuple(name for name, _, req, _ in COLUMNS if not req)
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, *_ in COLUMNS)
 
+#: Optional columns that providers' logs often lack together (a reseller sees no payment, an
+#: open-model host no reasoning tokens, a proxy log no account metadata). Detection treats the
+#: features built on a column that is absent from the whole log as unknown, not as zero, and the
+#: shipped scorer is trained on copies of its worlds with each group removed.
+COLUMN_GROUPS: dict[str, tuple[str, ...]] = {
+    "identity": ("payment_fp", "ip", "asn", "client_fp"),
+    "usage": ("input_tokens", "output_tokens", "reasoning_tokens", "max_tokens", "temperature",
+              "status"),
+    "account": ("org_id", "account_type", "account_created_at", "verified", "pathway"),
+    "shape": ("system_prompt", "n_messages", "n_tools", "has_image"),
+}
+
 ACCOUNT_TYPES = frozenset(
     {"individual", "team", "enterprise", "edu", "research", "startup", "reseller"}
 )
@@ -167,6 +179,17 @@ def conform(table: pa.Table, *, source: str = "<table>") -> pa.Table:
         else:
             arrays.append(pa.nulls(table.num_rows, typ))
     return pa.Table.from_arrays(arrays, schema=EXCHANGE_SCHEMA)
+
+
+def without_groups(table: pa.Table, groups: Iterable[str]) -> pa.Table:
+    """``table`` without the columns of the named :data:`COLUMN_GROUPS`: a log as a provider
+    that does not record them would write it."""
+    drop: set[str] = set()
+    for group in groups:
+        if group not in COLUMN_GROUPS:
+            raise ValueError(f"unknown column group {group!r} (known: {', '.join(COLUMN_GROUPS)})")
+        drop.update(COLUMN_GROUPS[group])
+    return table.drop_columns([c for c in table.schema.names if c in drop])
 
 
 def require_columns(names: Iterable[str], *, source: str) -> None:

@@ -178,7 +178,10 @@ def _describe(con: duckdb.DuckDBPyConnection, accounts: pa.Table, campaign_of: d
         if rewrite >= 0.05:
             targeted.append("censorship-safe rewrites")
         shares = [float(acc_rows[a].get("harvest_share") or 0) for a in accs if a in acc_rows]
-        new_accounts = sum(1 for a in accs if (acc_rows.get(a) or {}).get("created_in_window"))
+        created = [(acc_rows.get(a) or {}).get("created_in_window") for a in accs]
+        # null when the log records no creation dates: unknown, not zero
+        new_accounts = (None if all(c is None for c in created)
+                        else sum(1 for c in created if c))
         clusters = sorted(k for k, v in cluster_campaign.items() if v == camp_id)
         record: dict[str, Any] = {
             "campaign_id": camp_id,
@@ -193,7 +196,7 @@ def _describe(con: duckdb.DuckDBPyConnection, accounts: pa.Table, campaign_of: d
             "daily_volume": {d: int(k) for cid, d, k in daily if cid == camp_id},
             "pathways": sorted(p for p in (pathways or []) if p),
             "mean_harvest_share": round(float(np.mean(shares)) if shares else 0.0, 4),
-            "accounts_created_in_window": int(new_accounts),
+            "accounts_created_in_window": new_accounts,
             "clusters": clusters,
             "accounts": accs,
             "risk": round(float(np.mean([float(acc_rows[a]["risk"]) for a in accs
@@ -279,8 +282,9 @@ def _atlas(record: dict[str, Any], n_pathways: int) -> list[dict[str, str]]:
     ]
     if record["n_accounts"] >= 3 or record["accounts_created_in_window"]:
         out.append({"id": "AML.T0021", "name": ATLAS["AML.T0021"],
-                    "why": f"{record['n_accounts']} coordinated accounts, "
-                           f"{record['accounts_created_in_window']} opened in the window"})
+                    "why": f"{record['n_accounts']} coordinated accounts"
+                           + ("" if record["accounts_created_in_window"] is None else
+                              f", {record['accounts_created_in_window']} opened in the window")})
     resold = [p for p in record["pathways"] if p.startswith("reseller:")]
     if resold or record["mean_harvest_share"] < 0.8 or n_pathways >= 3:
         out.append({"id": "AML.T0008.005", "name": ATLAS["AML.T0008.005"],

@@ -9,6 +9,8 @@ gaps), adopt a new model the moment it ships, from young accounts. All relationa
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -48,21 +50,66 @@ def _harvest_like_sql() -> str:
     hard = ", ".join(f"'{c}'" for c in HARD_CAPABILITIES)
     return (
         f"(capability IN ({hard}) AND (greatest(p_cot, p_rubric, p_rewrite) >= 0.5 "
-        "OR coalesce(n_messages, 1) <= 2 OR coalesce(n_tools, 0) > 0))"
+        "OR coalesce(n_messages <= 2, false) OR coalesce(n_tools, 0) > 0))"
     )
 
 
 HARVEST_LIKE_SQL = _harvest_like_sql()
 
+#: Features that mean nothing when a column they are built on is absent from the whole log
+#: (every value null): they become unknown (NaN, null in accounts.parquet) instead of the zero
+#: or default an SQL ``coalesce`` would give, which the scorer would read as "no cap requested",
+#: "single turn", "unverified". A column null for *some* rows keeps its per-row meaning.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "reasoning_share": ("reasoning_tokens", "output_tokens"),
+    "log_mean_output": ("output_tokens",),
+    "log_harvest_output": ("output_tokens",),
+    "share_max_tokens_hit": ("max_tokens", "output_tokens"),
+    "log_mean_max_tokens": ("max_tokens",),
+    "share_not_ok": ("status",),
+    "share_single_turn": ("n_messages",),
+    "mean_messages": ("n_messages",),
+    "share_tools": ("n_tools",),
+    "share_image": ("has_image",),
+    "account_age_days": ("account_created_at",),
+    "created_in_window": ("account_created_at",),
+    "verified": ("verified",),
+    "account_type_code": ("account_type",),
+    "pathway_code": ("pathway",),
+    "has_org": ("org_id",),
+    "log_ips": ("ip",),
+    "max_ip_sharers": ("ip",),
+    "log_client_fps": ("client_fp",),
+    "max_payment_sharers": ("payment_fp",),
+}
+
+
+def absent_columns(con: duckdb.DuckDBPyConnection, table: str = "ex", *,
+                   dropped: Mapping[str, int] | None = None) -> list[str]:
+    """The optional schema columns with no value at all in the log (schema order): those of
+    ``table``, and those counted in ``dropped`` (column -> values seen) before staging dropped
+    them (the prompt texts)."""
+    from antidistill.schema import OPTIONAL
+
+    have = {str(r[0]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    names = [c for c in OPTIONAL if c in have and c != "request_id"]  # ids are generated
+    gone = {c for c, n in (dropped or {}).items() if n == 0}
+    if names:
+        row = con.execute("SELECT " + ", ".join(f"count({c}) = 0" for c in names)
+                          + f" FROM {table}").fetchall()[0]
+        gone.update(c for c, empty in zip(names, row, strict=True) if empty)
+    return [c for c in OPTIONAL if c in gone]
+
 
 def build_account_features(
     con: duckdb.DuckDBPyConnection, *, specificity: pa.Table | None = None,
-    models: pa.Table | None = None,
+    models: pa.Table | None = None, absent: Sequence[str] | None = None,
 ) -> pa.Table:
     """Create table ``acct`` (one row per account) from ``ex``; return it as Arrow.
 
     ``specificity`` is ``template_specificity`` output (template_hash, specificity);
-    ``models`` is models.csv (model, released_at) or None.
+    ``models`` is models.csv (model, released_at) or None; ``absent`` the columns with no
+    value in ``ex`` (:func:`absent_columns`, computed when not given).
     """
     if specificity is not None:
         con.register("_spec", specificity.select(["template_hash", "specificity"]))
@@ -135,7 +182,8 @@ def build_account_features(
         sum(CASE WHEN p_cot >= 0.5 THEN 1 ELSE 0 END) AS n_cot,
         sum(CASE WHEN p_rubric >= 0.5 THEN 1 ELSE 0 END) AS n_rubric,
         sum(CASE WHEN p_rewrite >= 0.5 THEN 1 ELSE 0 END) AS n_rewrite,
-        avg(CASE WHEN coalesce(n_messages, 1) <= 1 THEN 1 ELSE 0 END) AS share_single_turn,
+        avg(CASE WHEN n_messages IS NULL THEN NULL WHEN n_messages <= 1 THEN 1 ELSE 0 END)
+          AS share_single_turn,
         coalesce(avg(n_messages), 1) AS mean_messages,
         avg(CASE WHEN coalesce(n_tools, 0) > 0 THEN 1 ELSE 0 END) AS share_tools,
         avg(CASE WHEN coalesce(has_image, false) THEN 1 ELSE 0 END) AS share_image,
@@ -226,11 +274,17 @@ def build_account_features(
     """)
     t0 = con.execute("SELECT t0 FROM _bounds").fetchall()[0]
     raw = con.sql("SELECT * FROM acct ORDER BY account_id").to_arrow_table()
-    return derive(raw, window_start=t0[0] if t0 else None)
+    if absent is None:
+        absent = absent_columns(con)
+    return derive(raw, window_start=t0[0] if t0 else None, absent=absent)
 
 
-def derive(raw: pa.Table, *, window_start: object = None) -> pa.Table:
-    """Turn SQL aggregates into the model's numeric feature columns (log scales, codes)."""
+def derive(raw: pa.Table, *, window_start: object = None,
+           absent: Sequence[str] = ()) -> pa.Table:
+    """Turn SQL aggregates into the model's numeric feature columns (log scales, codes).
+
+    Features built on a column in ``absent`` (see :data:`REQUIRES`) are null.
+    """
     n = raw.num_rows
 
     def col(name: str, fill: float = 0.0) -> np.ndarray:
@@ -294,9 +348,13 @@ def derive(raw: pa.Table, *, window_start: object = None) -> pa.Table:
     feats["log_harvest_output"] = np.log10(np.maximum(col("harvest_output_tokens"), 1))
     feats["log_ips"] = np.log10(np.maximum(col("n_ips"), 1))
     feats["log_client_fps"] = np.log10(np.maximum(col("n_client_fps"), 1))
+    gone = set(absent)
     out = raw
     for name in FEATURES:
-        arr = pa.array(feats[name].astype(np.float64))
+        values = feats[name].astype(np.float64)
+        if gone.intersection(REQUIRES.get(name, ())):
+            values = np.full(n, np.nan)
+        arr = pa.array(values, mask=np.isnan(values))
         if name in out.schema.names:
             out = out.set_column(out.schema.get_field_index(name), name, arr)
         else:

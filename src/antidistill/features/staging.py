@@ -72,11 +72,13 @@ def stage(
     progress: bool = False,
     timings: dict[str, float] | None = None,
     workers: int = 2,
+    text_values: dict[str, int] | None = None,
 ) -> int:
     """Create table ``ex`` in ``con`` from the log; return the number of staged exchanges.
 
     ``timings`` (if given) receives the seconds spent in the request-level classifiers;
-    ``workers`` chunks are classified at a time (threads).
+    ``workers`` chunks are classified at a time (threads); ``text_values`` (if given) receives
+    the number of non-null values of each of :data:`TEXT_COLUMNS`, which ``ex`` does not keep.
     """
     from antidistill.features.requests import request_features
 
@@ -123,6 +125,11 @@ def stage(
                     break
                 chunk, feats, seconds = pending.popleft().result()
                 classify_s += seconds
+                if text_values is not None:
+                    for name in TEXT_COLUMNS:
+                        col = chunk.column(name)
+                        text_values[name] = (text_values.get(name, 0)
+                                             + len(col) - col.null_count)
                 _insert(con, chunk, feats)
                 total += chunk.num_rows
                 if bar and task is not None:

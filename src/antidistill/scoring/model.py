@@ -11,6 +11,7 @@ The model file is JSON: LightGBM model strings, the isotonic knots, the threshol
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,7 @@ from antidistill.errors import ConfigError
 from antidistill.features.accounts import FEATURE_DECIMALS, FEATURES
 from antidistill.linking import KINDS
 from antidistill.linking.communities import Clustering
+from antidistill.schema import COLUMN_GROUPS
 
 MODEL_FILE = "scoring_v1.json"
 #: cluster context: peers, membership, harvest share, and the weight of every evidence kind
@@ -32,6 +34,8 @@ CLUSTER_FEATURES: tuple[str, ...] = (
     "membership", "cluster_harvest_share", *(f"ev_{kind}" for kind in KINDS),
 )
 STAGE2_FEATURES: tuple[str, ...] = (*FEATURES, *CLUSTER_FEATURES)
+#: optional columns no detection stage reads (their absence changes nothing)
+UNREAD_COLUMNS = frozenset({"input_tokens", "temperature"})
 
 PARAMS: dict[str, Any] = {
     "objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 10,
@@ -39,6 +43,17 @@ PARAMS: dict[str, Any] = {
     "seed": 0, "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1,
 }
 ROUNDS = 300
+
+
+def condition_of(absent: Iterable[str]) -> str | None:
+    """The log condition a run is calibrated for: None for a full log, the name of the one
+    group of :data:`~antidistill.schema.COLUMN_GROUPS` with an absent column, or ``"all"``
+    when several groups are (the column-blind copies the scorer was calibrated on)."""
+    gone = set(absent) - UNREAD_COLUMNS
+    hit = [g for g, cols in COLUMN_GROUPS.items() if gone.intersection(cols)]
+    if not hit:
+        return None
+    return hit[0] if len(hit) == 1 else "all"
 
 
 def cluster_features(accounts: list[str], p1: np.ndarray, harvest: np.ndarray,
@@ -73,7 +88,12 @@ def cluster_features(accounts: list[str], p1: np.ndarray, harvest: np.ndarray,
 
 @dataclass
 class ScoringModel:
-    """Two boosters, an isotonic calibration and the flag threshold."""
+    """Two boosters, isotonic calibrations and the flag threshold.
+
+    ``calib_x``/``calib_y`` calibrate full logs; ``conditions`` holds one more map per log
+    condition (:func:`condition_of`): the same raw score means a different share of campaign
+    accounts when a log lacks, say, its token counts, so each is calibrated on its own copies.
+    """
 
     stage1: lgb.Booster
     stage2: lgb.Booster
@@ -81,6 +101,7 @@ class ScoringModel:
     calib_y: np.ndarray
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def own_score(self, x: np.ndarray) -> np.ndarray:
         """Stage 1: probability from the account's own behaviour."""
@@ -93,8 +114,10 @@ class ScoringModel:
             return np.zeros(0)
         return np.asarray(self.stage2.predict(x2), dtype=np.float64)
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        return np.clip(np.interp(raw, self.calib_x, self.calib_y), 0.0, 1.0)
+    def calibrate(self, raw: np.ndarray, condition: str | None = None) -> np.ndarray:
+        """Risk from stage 2's output, with the map of ``condition`` when the model has one."""
+        x, y = self.conditions.get(condition or "", (self.calib_x, self.calib_y))
+        return np.clip(np.interp(raw, x, y), 0.0, 1.0)
 
     def contributions(self, x2: np.ndarray) -> np.ndarray:
         """SHAP-like per-feature contributions (log-odds) of stage 2; last column is bias."""
@@ -110,6 +133,8 @@ class ScoringModel:
             "stage1": self.stage1.model_to_string(),
             "stage2": self.stage2.model_to_string(),
             "calibration": {"x": self.calib_x.tolist(), "y": self.calib_y.tolist()},
+            "calibration_by_condition": {k: {"x": x.tolist(), "y": y.tolist()}
+                                         for k, (x, y) in self.conditions.items()},
             "threshold": self.threshold,
             "meta": self.meta,
         }
@@ -132,6 +157,9 @@ class ScoringModel:
             calib_y=np.asarray(data["calibration"]["y"], dtype=np.float64),
             threshold=float(data["threshold"]),
             meta=dict(data.get("meta", {})),
+            conditions={k: (np.asarray(v["x"], dtype=np.float64),
+                            np.asarray(v["y"], dtype=np.float64))
+                        for k, v in data.get("calibration_by_condition", {}).items()},
         )
 
     @classmethod

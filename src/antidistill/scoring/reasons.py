@@ -132,6 +132,10 @@ SENTENCES: dict[str, Callable[[Row], str]] = {
 }
 
 
+def _unknown(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 def reasons_for(rows: list[Row], contrib: np.ndarray, *, top: int = 4,
                 min_logodds: float = 0.25) -> list[list[str]]:
     """Sentences for each row from its largest positive contributions (bias column last)."""
@@ -144,8 +148,8 @@ def reasons_for(rows: list[Row], contrib: np.ndarray, *, top: int = 4,
             if c[j] < min_logodds or len(sentences) >= top:
                 break
             fmt = SENTENCES.get(names[j])
-            if fmt is None:
-                continue
+            if fmt is None or _unknown(row.get(names[j])):
+                continue  # an absent column is no evidence, whatever the trees made of it
             text = fmt(row)
             if text not in sentences:
                 sentences.append(text)

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from antidistill.scoring.model import CLUSTER_FEATURES, ScoringModel, cluster_features
+from antidistill.scoring.model import (
+    CLUSTER_FEATURES,
+    ScoringModel,
+    cluster_features,
+    condition_of,
+)
 from antidistill.scoring.reasons import reasons_for
 
 if TYPE_CHECKING:
@@ -40,7 +45,9 @@ class Scored:
 
 
 def score(prep: Prepared, model: ScoringModel) -> Scored:
-    """Stage 1 → cluster context → stage 2 → isotonic calibration → threshold → reasons."""
+    """Stage 1 → cluster context → stage 2 → isotonic calibration (the map for the log's
+    absent columns, see :func:`~antidistill.scoring.model.condition_of`) → threshold →
+    reasons."""
     ids = prep.account_ids
     x = prep.matrix()
     p1 = model.own_score(x)
@@ -49,7 +56,7 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     c = cluster_features(ids, p1, harvest, n_ex, prep.clustering)
     x2 = np.hstack([x, c]) if len(ids) else np.zeros((0, x.shape[1] + len(CLUSTER_FEATURES)))
     raw = model.raw_score(x2)
-    risk = model.calibrate(raw)
+    risk = model.calibrate(raw, condition_of(prep.absent_columns))
     in_cluster = np.array([a in prep.clustering.cluster_of for a in ids], dtype=bool)
     enough = prep.column("n_harvest_like") >= MIN_SOLO_HARVEST if len(ids) else np.zeros(0, bool)
     flagged = (risk >= model.threshold) & (in_cluster | enough)

@@ -55,10 +55,14 @@ def plainly_asked(world: WorldData) -> WorldData:
     return replace(world, name=f"{world.name}-plain", x=x, group=world.group or world.name)
 
 
-def train(worlds: list[WorldData], calibration: WorldData, *,
+def train(worlds: list[WorldData], calibration: WorldData | list[WorldData], *,
           threshold: float = 0.5, meta: dict[str, Any] | None = None,
-          augment: bool = True) -> ScoringModel:
-    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration``.
+          augment: bool = True,
+          conditions: dict[str, list[WorldData]] | None = None) -> ScoringModel:
+    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration`` (one world or
+    several pooled), and one more map per log condition on its worlds (``conditions``: e.g.
+    ``{"usage": [the calibration world without its usage columns]}``, see
+    :func:`~antidistill.scoring.model.condition_of`).
 
     ``augment`` adds each world once more as :func:`plainly_asked`, so that no score rests on
     wording alone: the model must also learn the volume, coverage, output and coordination
@@ -83,21 +87,38 @@ def train(worlds: list[WorldData], calibration: WorldData, *,
         p1 = np.asarray(fold[group].predict(world.x), dtype=np.float64)
         x2_parts.append(_stage2_matrix(world, p1))
     stage2 = fit_booster(np.vstack(x2_parts), y_all, STAGE2_FEATURES)
-    p1c = np.asarray(stage1.predict(calibration.x), dtype=np.float64)
-    raw_c = np.asarray(stage2.predict(_stage2_matrix(calibration, p1c)), dtype=np.float64)
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-    iso.fit(raw_c, calibration.y.astype(np.float64))
-    knots_x = np.asarray(iso.X_thresholds_, dtype=np.float64)
-    knots_y = np.asarray(iso.y_thresholds_, dtype=np.float64)
+    calibrations = calibration if isinstance(calibration, list) else [calibration]
+
+    def isotonic(cal: list[WorldData]) -> tuple[np.ndarray, np.ndarray]:
+        if not cal:
+            raise ValueError("need at least one calibration world")
+        raw_c = np.concatenate([
+            np.asarray(stage2.predict(_stage2_matrix(
+                c, np.asarray(stage1.predict(c.x), dtype=np.float64))), dtype=np.float64)
+            for c in cal])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        iso.fit(raw_c, np.concatenate([c.y for c in cal]).astype(np.float64))
+        return (np.asarray(iso.X_thresholds_, dtype=np.float64),
+                np.asarray(iso.y_thresholds_, dtype=np.float64))
+
+    knots_x, knots_y = isotonic(calibrations)
+    by_condition = {k: isotonic(v) for k, v in (conditions or {}).items()}
     info = dict(meta or {})
     info.update({
-        "train_worlds": [w.name for w in worlds], "calibration_world": calibration.name,
+        "train_worlds": [w.name for w in worlds],
+        "calibration_world": ", ".join(c.name for c in calibrations),
+        "calibration_by_condition": {k: [c.name for c in v]
+                                     for k, v in (conditions or {}).items()},
         "train_accounts": len(y_all), "train_positives": int(y_all.sum()),
     })
-    return ScoringModel(stage1, stage2, knots_x, knots_y, threshold=threshold, meta=info)
+    return ScoringModel(stage1, stage2, knots_x, knots_y, threshold=threshold, meta=info,
+                        conditions=by_condition)
 
 
-def world_risk(model: ScoringModel, world: WorldData) -> np.ndarray:
+def world_risk(model: ScoringModel, world: WorldData, condition: str | None = None
+               ) -> np.ndarray:
     """Calibrated risk per account of a prepared world, as detection computes it (stage 1, the
-    cluster context, stage 2, the isotonic map), for evaluating a model on labelled worlds."""
-    return model.calibrate(model.raw_score(_stage2_matrix(world, model.own_score(world.x))))
+    cluster context, stage 2, the isotonic map of the log's ``condition``), for evaluating a
+    model on labelled worlds."""
+    return model.calibrate(model.raw_score(_stage2_matrix(world, model.own_score(world.x))),
+                           condition)

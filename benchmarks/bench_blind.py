@@ -1,0 +1,95 @@
+"""Detection quality on logs that lack groups of optional columns (column-blind robustness).
+
+    python benchmarks/bench_blind.py --world DIR [--world DIR ...] [--model FILE]
+
+For each world (a simulated folder with ``exchanges.parquet``, ``labels.parquet``,
+``exchange_labels.parquet``) and each variant — the full log, then the log without one group of
+:data:`antidistill.schema.COLUMN_GROUPS` (identity, usage, account, shape), then with all four
+removed (only ``ts``, ``account_id``, ``model``, ``prompt`` and ids left) — write the reduced log,
+run ``detect`` and ``evaluate``, and record recall, exchange-weighted recall, FPR, the worst
+hard-negative FPR and campaign ARI. Results go to ``benchmarks/results/column_blind.json``, one
+entry per world and model. Use worlds the model was not trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "column_blind.json"
+
+
+def variants() -> dict[str, list[str]]:
+    from antidistill.schema import COLUMN_GROUPS
+
+    return {"full": [], **{g: [g] for g in COLUMN_GROUPS}, "all": list(COLUMN_GROUPS)}
+
+
+def measure(world: Path, groups: list[str], model: Path | None, work: Path) -> dict[str, Any]:
+    from antidistill.detect import detect
+    from antidistill.evaluate import evaluate_dir
+    from antidistill.schema import without_groups
+
+    log = world / "exchanges.parquet"
+    if groups:
+        log = work / "exchanges.parquet"
+        pq.write_table(without_groups(pq.read_table(world / "exchanges.parquet"), groups), log)
+        if (world / "models.csv").is_file():
+            shutil.copyfile(world / "models.csv", work / "models.csv")
+    out = work / "out"
+    res = detect([log], out, model_path=model, progress=False, report=False)
+    ex_labels = world / "exchange_labels.parquet"
+    ev = evaluate_dir(out, world / "labels.parquet",
+                      exchange_labels=ex_labels if ex_labels.is_file() else None)
+    worst = max((v or 0.0 for v in ev["fpr_hard_negatives"].values()), default=0.0)
+    return {"absent_columns": res.absent_columns, "recall": ev["recall"],
+            "exchange_weighted_recall": ev["exchange_weighted_recall"], "fpr": ev["fpr"],
+            "worst_hard_negative_fpr": worst, "ari_campaign": ev["ari_campaign"],
+            "recall_per_campaign": {c: v["recall"] for c, v in
+                                    ev["recall_per_campaign"].items()},
+            "flagged": res.n_flagged, "seconds": round(res.seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", type=Path, action="append", required=True)
+    ap.add_argument("--model", type=Path, default=None, help="scoring model (default: shipped)")
+    ap.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    from antidistill.scoring.model import MODEL_FILE
+
+    model_file = args.model or ROOT / "src" / "antidistill" / "data" / "models" / MODEL_FILE
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
+    previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+    for world in args.world:
+        rows: dict[str, Any] = {}
+        for name, groups in variants().items():
+            if args.only and name not in args.only:
+                continue
+            with tempfile.TemporaryDirectory(prefix="antidistill-blind-") as tmp:
+                rows[name] = measure(world, groups, args.model, Path(tmp))
+            r = rows[name]
+            print(f"{world.name:>10} {name:>9}: recall {r['recall']:.4f}  exch "
+                  f"{r['exchange_weighted_recall']}  FPR {r['fpr']:.5f}  worst hard-neg "
+                  f"{r['worst_hard_negative_fpr']:.4f}  ARI {r['ari_campaign']:.3f}", flush=True)
+        previous[f"{world.resolve()}|model:{digest}"] = {
+            "world": str(world), "model_sha256_12": digest,
+            "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "variants": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(previous, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
