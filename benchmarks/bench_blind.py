@@ -29,13 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "column_blind.json"
 
 
-def variants() -> dict[str, list[str]]:
-    from antidistill.schema import COLUMN_GROUPS
+def variants() -> dict[str, tuple[str, ...]]:
+    from antidistill.schema import BLIND_VARIANTS
 
-    return {"full": [], **{g: [g] for g in COLUMN_GROUPS}, "all": list(COLUMN_GROUPS)}
+    return {"full": (), **BLIND_VARIANTS}
 
 
-def measure(world: Path, groups: list[str], model: Path | None, work: Path) -> dict[str, Any]:
+def measure(world: Path, groups: tuple[str, ...], model: Path | None, work: Path
+            ) -> dict[str, Any]:
     from antidistill.detect import detect
     from antidistill.evaluate import evaluate_dir
     from antidistill.schema import without_groups

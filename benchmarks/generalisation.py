@@ -126,19 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = kv.partition("=")
         scoring_model.PARAMS[key] = type(scoring_model.PARAMS.get(key, 0.0))(value)
 
-    def train(worlds: list[Any], calibration: list[Any]) -> Any:
-        """``calibration``: the full calibration world first, then its blind copies."""
-        conditions = {b: [w] for b, w in zip(BLIND_VARIANTS, calibration[1:], strict=False)}
-        return train_model(worlds, calibration[0], augment=not args.no_augment,
+    def train(worlds: list[Any], calibration: dict[str | None, Any]) -> Any:
+        """``calibration``: the calibration world (key None) and its blind copies by variant."""
+        conditions = {b: [w] for b, w in calibration.items() if b is not None}
+        return train_model(worlds, calibration[None], augment=not args.no_augment,
                            conditions=conditions)
 
     blind = not args.no_blind
     specs = training_specs(args.train_seeds, args.mix_seeds, args.cutoff_hours, blind=blind)
     train_w = [_prepared(spec) for spec in specs]
     mix_w = [w for spec, w in zip(specs, train_w, strict=True) if spec.evasion == "mix"]
-    calib = [_prepared(spec) for spec in calibration_specs(args.calib_seed, blind=blind)]
+    calib = {spec.blind: _prepared(spec)
+             for spec in calibration_specs(args.calib_seed, blind=blind)}
     evals = [_prepared(Spec(s)) for s in args.eval_seeds]
-    full = train([w for w, _ in train_w], [w for w, _ in calib])
+    full = train([w for w, _ in train_w], {b: w for b, (w, _) in calib.items()})
     result: dict[str, Any] = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,
                               "eval_seeds": args.eval_seeds, "mix_seeds": args.mix_seeds,
                               "augment": not args.no_augment, "column_blind_training": blind,
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     loco: dict[str, Any] = {}
     for c in CAMPAIGNS:
         model = train([_without(w, lab, c) for w, lab in train_w],
-                      [_without(w, lab, c) for w, lab in calib])
+                      {b: _without(w, lab, c) for b, (w, lab) in calib.items()})
         loco[c] = evaluate(model, evals, only=c)
         print(f"left out {c}: {loco[c]}", flush=True)
     result["leave_one_campaign_out"] = loco
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         cal_mix = _prepared(Spec(args.mix_seeds[-1], "mix"))
         rest = [w for w in mix_w if not w[0].name.startswith(f"mix-{args.mix_seeds[-1]}")]
         model = train([_without(w, lab, *CAMPAIGNS) for w, lab in rest],
-                      [_without(*cal_mix, *CAMPAIGNS)])
+                      {None: _without(*cal_mix, *CAMPAIGNS)})
         result["scripted_unseen"] = evaluate(model, evals)
         print(f"scripted recipes unseen: {result['scripted_unseen']}", flush=True)
     print(json.dumps(result, indent=1))

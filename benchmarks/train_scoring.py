@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pyarrow.parquet as pq
 
+from antidistill.schema import BLIND_VARIANTS as GROUPS_OF
+
 if TYPE_CHECKING:
     from antidistill.scoring.train import WorldData
 
@@ -36,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "worlds"
 PREPARED = ROOT / "benchmarks" / ".cache" / "prepared"
 DEFAULT_OUT = ROOT / "src" / "antidistill" / "data" / "models" / "scoring_v1.json"
-#: the column-blind variants, assigned to training worlds in turn (``all``: every group)
-BLIND_VARIANTS: tuple[str, ...] = ("identity", "usage", "account", "shape", "all")
+#: the column-blind variants' names, assigned to training worlds in turn
+BLIND_VARIANTS: tuple[str, ...] = tuple(GROUPS_OF)
 
 
 class Spec(NamedTuple):
@@ -104,13 +106,12 @@ def simulated(seed: int, evasion: str = "v1", blind: str | None = None) -> Path:
         simulate_world(path, seed=seed, evasion=evasion, progress=False)
     if blind is None:
         return path
-    from antidistill.schema import COLUMN_GROUPS, without_groups
+    from antidistill.schema import without_groups
 
     copy = CACHE / world_name(seed, evasion, blind=blind)
     if not (copy / "labels.parquet").is_file():
         copy.mkdir(parents=True, exist_ok=True)
-        groups = list(COLUMN_GROUPS) if blind == "all" else [blind]
-        log = without_groups(pq.read_table(path / "exchanges.parquet"), groups)
+        log = without_groups(pq.read_table(path / "exchanges.parquet"), GROUPS_OF[blind])
         pq.write_table(log, copy / "exchanges.parquet")
         for name in ("models.csv", "exchange_labels.parquet", "labels.parquet"):  # labels last
             if (path / name).is_file():

@@ -61,6 +61,10 @@ COLUMN_GROUPS: dict[str, tuple[str, ...]] = {
     "account": ("org_id", "account_type", "account_created_at", "verified", "pathway"),
     "shape": ("system_prompt", "n_messages", "n_tools", "has_image"),
 }
+#: The reduced logs the scorer is trained and calibrated on, by name: each group missing alone,
+#: and ``all`` (every group missing: only the required columns and ids left).
+BLIND_VARIANTS: dict[str, tuple[str, ...]] = {
+    **{group: (group,) for group in COLUMN_GROUPS}, "all": tuple(COLUMN_GROUPS)}
 
 ACCOUNT_TYPES = frozenset(
     {"individual", "team", "enterprise", "edu", "research", "startup", "reseller"}

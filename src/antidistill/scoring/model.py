@@ -48,7 +48,8 @@ ROUNDS = 300
 def condition_of(absent: Iterable[str]) -> str | None:
     """The log condition a run is calibrated for: None for a full log, the name of the one
     group of :data:`~antidistill.schema.COLUMN_GROUPS` with an absent column, or ``"all"``
-    when several groups are (the column-blind copies the scorer was calibrated on)."""
+    when several groups are (a key of :data:`~antidistill.schema.BLIND_VARIANTS`, the reduced
+    logs the scorer was calibrated on)."""
     gone = set(absent) - UNREAD_COLUMNS
     hit = [g for g, cols in COLUMN_GROUPS.items() if gone.intersection(cols)]
     if not hit:

@@ -55,12 +55,12 @@ def plainly_asked(world: WorldData) -> WorldData:
     return replace(world, name=f"{world.name}-plain", x=x, group=world.group or world.name)
 
 
-def train(worlds: list[WorldData], calibration: WorldData | list[WorldData], *,
+def train(worlds: list[WorldData], calibration: WorldData, *,
           threshold: float = 0.5, meta: dict[str, Any] | None = None,
           augment: bool = True,
           conditions: dict[str, list[WorldData]] | None = None) -> ScoringModel:
-    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration`` (one world or
-    several pooled), and one more map per log condition on its worlds (``conditions``: e.g.
+    """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration``, and one more
+    map per log condition on its worlds (``conditions``: e.g.
     ``{"usage": [the calibration world without its usage columns]}``, see
     :func:`~antidistill.scoring.model.condition_of`).
 
@@ -87,8 +87,6 @@ def train(worlds: list[WorldData], calibration: WorldData | list[WorldData], *,
         p1 = np.asarray(fold[group].predict(world.x), dtype=np.float64)
         x2_parts.append(_stage2_matrix(world, p1))
     stage2 = fit_booster(np.vstack(x2_parts), y_all, STAGE2_FEATURES)
-    calibrations = calibration if isinstance(calibration, list) else [calibration]
-
     def isotonic(cal: list[WorldData]) -> tuple[np.ndarray, np.ndarray]:
         if not cal:
             raise ValueError("need at least one calibration world")
@@ -101,12 +99,12 @@ def train(worlds: list[WorldData], calibration: WorldData | list[WorldData], *,
         return (np.asarray(iso.X_thresholds_, dtype=np.float64),
                 np.asarray(iso.y_thresholds_, dtype=np.float64))
 
-    knots_x, knots_y = isotonic(calibrations)
+    knots_x, knots_y = isotonic([calibration])
     by_condition = {k: isotonic(v) for k, v in (conditions or {}).items()}
     info = dict(meta or {})
     info.update({
         "train_worlds": [w.name for w in worlds],
-        "calibration_world": ", ".join(c.name for c in calibrations),
+        "calibration_world": calibration.name,
         "calibration_by_condition": {k: [c.name for c in v]
                                      for k, v in (conditions or {}).items()},
         "train_accounts": len(y_all), "train_positives": int(y_all.sum()),
