@@ -7,7 +7,9 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pytest
 
 from antidistill.campaigns.build import private_infrastructure, template_usage
 from antidistill.campaigns.resolve import resolve
@@ -241,3 +243,65 @@ def test_private_evidence_alone_joins_accounts_without_pair_edges() -> None:
     groups, clusters = resolve(flagged, {}, empty, usage, egress)
     assert sorted(groups) == [["p", "q"], ["r"]] and clusters == {}
     assert resolve([], {}, empty, usage, egress) == ([], {})
+
+
+def _two_operations_without_infrastructure() -> tuple[list[str], list[str], dict[str, list[int]]]:
+    """X and Y (8 accounts each) send their own private scaffolds, each by 3-6 of the
+    operation's accounts (about 11 per account); both harvest one public dataset, so two of X's
+    and two of Y's accounts sent the same two items; z shares nothing with anyone."""
+    xs, ys = [f"x{i}" for i in range(8)], [f"y{i}" for i in range(8)]
+    usage: dict[str, list[int]] = {a: [] for a in [*xs, *ys, "z"]}
+    for base, accs in ((100, xs), (200, ys)):
+        for t in range(20):
+            for j in range(3 + t % 4):
+                usage[accs[(3 * t + j) % 8]].append(base + t)
+    for a in ("x0", "x1", "y0", "y1"):
+        usage[a] += [900, 901]  # the dataset items both operations sent
+    usage["z"] = [777]
+    return xs, ys, usage
+
+
+def test_without_infrastructure_columns_private_scaffold_communities_are_campaigns() -> None:
+    from antidistill.campaigns.resolve import INFRA_COLUMNS
+
+    xs, ys, usage = _two_operations_without_infrastructure()
+    flagged = [*xs, *ys, "z"]
+    # every account in one content cluster; pair edges carry content only
+    rows = [{"a": a, "b": b, "template": 0.6} for a, b in itertools.combinations(flagged[:-1], 2)
+            if a[0] == b[0] or {a, b} <= {"x0", "x1", "y0", "y1"}]
+    edges = _edges(rows)
+    # whether linking fused them into one cluster or found none (a hydra's quiet accounts)
+    for members in ({"K1": flagged[:-1]}, {}):
+        groups, clusters = resolve(flagged, members, edges, _usage(usage), absent=INFRA_COLUMNS)
+        assert sorted(groups) == sorted([xs, ys, ["z"]])
+        assert set(clusters) == set(members)
+    # a log that records infrastructure asks for it beside content: accounts in no cluster
+    # stay alone on content evidence, however dense
+    default, _ = resolve(flagged, {}, edges, _usage(usage))
+    assert len(default) == len(flagged)
+
+
+def test_content_units_sparsify_big_templates_within_the_pair_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import antidistill.campaigns.resolve as resolve_module
+
+    xs, ys, usage = _two_operations_without_infrastructure()
+    for a in xs:
+        usage[a].append(555)  # one scaffold every X account sent
+    names = sorted(usage)
+    table = _usage(usage)
+    exact = resolve_module.content_units(names, table)
+    counts = np.bincount(np.unique(table.column("template_hash").to_numpy(),
+                                   return_inverse=True)[1])
+    pairs = int((counts * (counts - 1)).sum())
+    assert resolve_module._ring_reach(counts) == counts.max() - 1  # full cliques fit
+    monkeypatch.setattr(resolve_module, "COUSE_PAIR_BUDGET", pairs - 20)
+    k = resolve_module._ring_reach(counts)
+    assert 1 <= k < counts.max() - 1
+    assert int((counts * np.minimum(counts - 1, k)).sum()) <= pairs - 20
+    assert int((counts * np.minimum(counts - 1, k + 1)).sum()) > pairs - 20
+    sparse_units = resolve_module.content_units(names, table)
+    group = {a: (u, v) for a, u, v in zip(names, exact, sparse_units, strict=True)}
+    assert len({group[a] for a in xs}) == 1 and len({group[a] for a in ys}) == 1
+    assert group["x0"][0] != group["y0"][0] and group["x0"][1] != group["y0"][1]
+    assert group["z"] == (-1, -1)  # its one template has no other user

@@ -277,7 +277,7 @@ def detect(
         ranked = scored.accounts.append_column(
             "harvest_share", scored.accounts.column("share_harvest_like").cast(pa.float64()))
         camp = build_campaigns(con, ranked, prep.clustering.members, prep.edges,
-                               models=release_table)
+                               models=release_table, absent=prep.absent_columns)
         prep.timings["campaigns"] = round(time.perf_counter() - t, 3)
         prep.peak_rss_mb["campaigns"] = peak_rss_mb()
         accounts = _accounts_table(ranked, camp.campaign_of)

@@ -8,6 +8,7 @@ by the smaller side). Timelines and pivots are SQL over the staged ``ex`` table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,17 +47,19 @@ def build_campaigns(
     edges: pa.Table,
     *,
     models: pa.Table | None = None,
+    absent: Sequence[str] = (),
 ) -> Campaigns:
     """Group flagged accounts into campaigns and describe each one.
 
     ``accounts`` needs account_id, flagged, cluster_id, risk, harvest_share, pathway,
-    created_in_window, n_exchanges.
+    created_in_window, n_exchanges. ``absent``: the log's columns without any value (see
+    :func:`antidistill.campaigns.resolve.resolve`).
     """
     acc_ids = accounts.column("account_id").to_pylist()
     flagged = [a for a, f in zip(acc_ids, accounts.column("flagged").to_pylist(), strict=True)
                if f]
     groups, cluster_group = resolve(flagged, members, edges, template_usage(con, flagged),
-                                    private_infrastructure(con, flagged))
+                                    private_infrastructure(con, flagged), absent=absent)
     campaign_of: dict[str, str] = {}
     for i, group in enumerate(groups):
         for acc in group:

@@ -31,6 +31,16 @@ So campaign resolution is "over-split, then join on corroboration":
 
 Only flagged accounts get a campaign: an unflagged account in a flagged cluster is not part of
 the operation as detected (it stays in the cluster, with the cluster's campaign id on the cluster).
+
+A log without any identity column (no payment, IP or client fingerprint: a key-based gateway, a
+reseller's export) cannot corroborate a shared method with shared infrastructure, and step 1
+would leave every operation in fragments. There the units of step 1 are instead the communities
+of the flagged accounts' *private-scaffold co-use* graph (:func:`content_units`): two accounts
+are linked by the templates that both sent and that no unflagged account ever sent, each
+template spreading one unit of weight over its users. Two operations that harvest one public
+dataset share many such prompts, but each shares more with its own accounts, so modularity
+keeps them apart. Step 2 is skipped there (the communities weighed all the content evidence, and
+timing is the only other channel left); step 3 runs as usual.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from scipy import sparse
 from scipy.cluster.hierarchy import DisjointSet
 from scipy.sparse.csgraph import connected_components
 
+from antidistill.fingerprint.hashing import combine
 from antidistill.linking.communities import MIN_EDGE_WEIGHT, SEED
 
 #: independent evidence channels: kinds inside one channel restate each other
@@ -83,6 +94,13 @@ PRIVATE_TEMPLATES_ALONE = 5
 OWNER_SHARE = 0.8
 #: a cluster is a campaign cluster when flagged accounts carry this share of its members
 CLUSTER_FLAG_SHARE = 0.5
+#: log columns of the infrastructure channels: with none of them in the log, step 1's units are
+#: the communities of private-scaffold co-use (:func:`content_units`)
+INFRA_COLUMNS = ("payment_fp", "ip", "client_fp")
+#: in :func:`content_units`, at most this many (directed) account pairs: beyond it the templates
+#: with the most users link each user to fewer others (a sparsified clique, same weight per
+#: account), so a scaffold sent by thousands of flagged accounts costs thousands of pairs
+COUSE_PAIR_BUDGET = 2_000_000
 
 
 def _channel_weights(edges: pa.Table, rows: np.ndarray | None = None) -> np.ndarray:
@@ -126,7 +144,8 @@ def split_cluster(n_accounts: int, x: np.ndarray, y: np.ndarray,
 
 def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Table,
             usage: pa.Table | None = None,
-            infra: pa.Table | None = None) -> tuple[list[list[str]], dict[str, str]]:
+            infra: pa.Table | None = None, *,
+            absent: Iterable[str] = ()) -> tuple[list[list[str]], dict[str, str]]:
     """Groups of flagged accounts (one per campaign) and each campaign cluster's group key.
 
     Returns ``(groups, cluster_group)``: ``groups`` sorted by size (largest first), each a sorted
@@ -136,7 +155,9 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     (account_id, channel, key of private infrastructure, see
     ``campaigns.build.private_infrastructure``) add evidence between groups
     (:func:`_join_units`); ``usage`` also lets a lone flagged account join the campaign whose
-    private scaffolds it uses (:func:`_attach_by_private_templates`).
+    private scaffolds it uses (:func:`_attach_by_private_templates`). ``absent``: the log's
+    columns that hold no value (``features.accounts.absent_columns``); without any of
+    :data:`INFRA_COLUMNS` the first units come from :func:`content_units`.
     """
     names = sorted(set(flagged))
     ids = {x: i for i, x in enumerate(names)}
@@ -161,7 +182,45 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
         cluster[hit] = len(campaign_clusters)
         campaign_clusters[cid] = hit
     # 1. re-partition each campaign cluster; keep parts together unless content alone bridges
-    unit = np.full(len(names), -1, dtype=np.int64)
+    # (a log without infrastructure columns: the private-scaffold communities instead)
+    by_content = set(INFRA_COLUMNS) <= set(absent) and usage is not None and usage.num_rows > 0
+    if by_content:
+        unit = content_units(names, usage)
+    else:
+        unit = _cluster_units(len(names), campaign_clusters, cluster, ea, eb, w, stacked)
+    n_units = int(unit.max()) + 1 if len(unit) else 0
+    loose = np.nonzero(unit < 0)[0]
+    unit[loose] = np.arange(n_units, n_units + len(loose))
+    n_units += len(loose)
+    # 2. join units on corroborated evidence (several independent channels); the content
+    # communities have weighed all the content evidence already, and timing is the only other
+    # channel such a log has, so they are final
+    infra_uses, template_uses = _private_uses(names, infra, usage)
+    group = (_join_units(unit, ea, eb, stacked, infra_uses, template_uses)
+             if n_units and not by_content else unit)
+    if usage is not None and usage.num_rows and n_units:
+        group = _attach_by_private_templates(names, group, usage, ea, eb, stacked)
+    by_group: dict[int, list[str]] = {}
+    for i, g in enumerate(group.tolist()):
+        by_group.setdefault(g, []).append(names[i])
+    groups = sorted((sorted(v) for v in by_group.values()), key=lambda g: (-len(g), g[0]))
+    group_of = {x: i for i, g in enumerate(groups) for x in g}
+    cluster_group: dict[str, str] = {}
+    for cid, hit in campaign_clusters.items():
+        counts: dict[int, int] = {}
+        for i in hit:
+            g = group_of[names[i]]
+            counts[g] = counts.get(g, 0) + 1
+        cluster_group[cid] = str(max(counts, key=lambda g: (counts[g], -g)))
+    return groups, cluster_group
+
+
+def _cluster_units(n_accounts: int, campaign_clusters: dict[str, list[int]],
+                   cluster: np.ndarray, ea: np.ndarray, eb: np.ndarray, w: np.ndarray,
+                   stacked: np.ndarray) -> np.ndarray:
+    """Step 1: each campaign cluster's Louvain parts, re-joined unless content alone bridges
+    them (:func:`_rejoin_parts`); -1 for accounts in no campaign cluster."""
+    unit = np.full(n_accounts, -1, dtype=np.int64)
     n_units = 0
     inside = (cluster[ea] >= 0) & (cluster[ea] == cluster[eb]) if len(ea) else np.zeros(0, bool)
     order = np.argsort(cluster[ea[inside]], kind="stable") if len(ea) else np.zeros(0, np.int64)
@@ -180,27 +239,74 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
         for part in parts:
             unit[hit_arr[part]] = n_units
             n_units += 1
-    loose = np.nonzero(unit < 0)[0]
-    unit[loose] = np.arange(n_units, n_units + len(loose))
-    n_units += len(loose)
-    # 2. join units on corroborated evidence (several independent channels)
-    infra_uses, template_uses = _private_uses(names, infra, usage)
-    group = _join_units(unit, ea, eb, stacked, infra_uses, template_uses) if n_units else unit
-    if usage is not None and usage.num_rows and n_units:
-        group = _attach_by_private_templates(names, group, usage, ea, eb, stacked)
-    by_group: dict[int, list[str]] = {}
-    for i, g in enumerate(group.tolist()):
-        by_group.setdefault(g, []).append(names[i])
-    groups = sorted((sorted(v) for v in by_group.values()), key=lambda g: (-len(g), g[0]))
-    group_of = {x: i for i, g in enumerate(groups) for x in g}
-    cluster_group: dict[str, str] = {}
-    for cid, hit in campaign_clusters.items():
-        counts: dict[int, int] = {}
-        for i in hit:
-            g = group_of[names[i]]
-            counts[g] = counts.get(g, 0) + 1
-        cluster_group[cid] = str(max(counts, key=lambda g: (counts[g], -g)))
-    return groups, cluster_group
+    return unit
+
+
+def content_units(names: list[str], usage: pa.Table) -> np.ndarray:
+    """Communities of flagged accounts that send the same private templates (-1: shares none).
+
+    ``usage`` holds (account_id, template_hash) for templates no unflagged account sent. Each
+    template used by ``n`` of ``names`` links its users with weight ``1 / (n - 1)`` per pair:
+    one unit per account in all, so a scaffold every account of a big hydra sends weighs no
+    more than a prompt two accounts split. Louvain (seeded) on that graph. Should the cliques
+    exceed :data:`COUSE_PAIR_BUDGET` pairs, each user of a big template links to its ``k`` next
+    users along a hashed ring instead (``k`` the largest that fits; still one unit per account).
+    """
+    unit = np.full(len(names), -1, dtype=np.int64)
+    idx = _index(usage.column("account_id"), names)
+    tmpl = np.asarray(usage.column("template_hash").to_numpy(zero_copy_only=False))
+    keep = idx >= 0
+    idx, tmpl = idx[keep], tmpl[keep]
+    # users of each template in a hashed order (not by account name: no artificial locality)
+    order = np.lexsort((combine(tmpl.astype(np.uint64), idx.astype(np.uint64)), tmpl))
+    idx, tmpl = idx[order], tmpl[order]
+    if not len(tmpl):
+        return unit
+    starts = np.flatnonzero(np.r_[True, tmpl[1:] != tmpl[:-1]])
+    counts = np.diff(np.r_[starts, len(tmpl)])
+    size = np.repeat(counts, counts)
+    first = np.repeat(starts, counts)
+    reach = np.minimum(size - 1, _ring_reach(counts))
+    # rows by reach, descending: the rows linking at offset d are a prefix
+    by_reach = np.argsort(-reach, kind="stable")
+    idx_r, size_r, first_r = idx[by_reach], size[by_reach], first[by_reach]
+    pos_r, reach_r = (np.arange(len(tmpl)) - first)[by_reach], reach[by_reach]
+    n_at = np.searchsorted(-reach_r, -np.arange(1, int(reach.max(initial=0)) + 1),
+                           side="right")  # rows with reach >= d
+    if not len(n_at):
+        return unit
+    rows = np.concatenate([idx_r[:m] for m in n_at])
+    cols = np.concatenate([idx[first_r[:m] + (pos_r[:m] + d) % size_r[:m]]
+                           for d, m in enumerate(n_at, start=1)])
+    # each unordered pair of a full clique is met twice (offsets d and n - d)
+    weights = np.concatenate([0.5 / reach_r[:m] for m in n_at])
+    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+    pairs = sparse.coo_matrix((weights, (lo, hi)), shape=(len(names),) * 2).tocsr().tocoo()
+    g = nx.Graph()
+    g.add_weighted_edges_from(zip(pairs.row.tolist(), pairs.col.tolist(), pairs.data.tolist(),
+                                  strict=True))
+    communities = nx.community.louvain_communities(g, weight="weight", seed=SEED)
+    for k, part in enumerate(sorted((sorted(c) for c in communities), key=lambda c: c[0])):
+        unit[part] = k
+    return unit
+
+
+def _ring_reach(counts: np.ndarray) -> int:
+    """The largest number of ring neighbours per user that keeps the pairs of templates with
+    ``counts`` users within :data:`COUSE_PAIR_BUDGET` (full cliques when they fit)."""
+    counts = counts[counts >= 2]
+    if not len(counts):
+        return 0
+    lo, hi = 1, int(counts.max()) - 1
+    if int((counts * (counts - 1)).sum()) <= COUSE_PAIR_BUDGET:
+        return hi
+    while lo < hi:  # pairs(k) = sum(n * min(n - 1, k)) grows with k
+        mid = (lo + hi + 1) // 2
+        if int((counts * np.minimum(counts - 1, mid)).sum()) <= COUSE_PAIR_BUDGET:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _join_units(unit: np.ndarray, ea: np.ndarray, eb: np.ndarray, stacked: np.ndarray,
