@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -178,3 +179,29 @@ def test_campaigns_without_creation_dates_say_unknown(trained: dict,  # noqa: F8
     for camp in res.campaigns:
         assert camp["accounts_created_in_window"] is None
         assert not any("opened in the window" in a["why"] for a in camp["atlas"])
+
+
+
+def test_campaign_resolution_is_told_the_absent_columns(
+        trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # the rule itself is tested in test_campaigns_resolve; here: detect hands it the columns
+    import antidistill.campaigns.build as build_module
+    from antidistill.campaigns.resolve import INFRA_COLUMNS
+
+    seen: list[list[str]] = []
+    real = build_module.resolve
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(list(kwargs["absent"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "resolve", spy)
+    log = tmp_path / "blind.parquet"
+    full = pq.read_table(trained["world"] / "exchanges.parquet")
+    pq.write_table(without_groups(full, ["identity"]), log)
+    res = detect([log], tmp_path / "out", model_path=trained["model"], progress=False,
+                 report=False)
+    assert seen == [res.absent_columns] and set(INFRA_COLUMNS) <= set(seen[0])
+    detect([trained["world"] / "exchanges.parquet"], tmp_path / "full",
+           model_path=trained["model"], progress=False, report=False)
+    assert not set(INFRA_COLUMNS) & set(seen[1])
