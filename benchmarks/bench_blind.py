@@ -5,7 +5,8 @@
 For each world (a simulated folder with ``exchanges.parquet``, ``labels.parquet``,
 ``exchange_labels.parquet``) and each variant — the full log, then the log without one group of
 :data:`antidistill.schema.COLUMN_GROUPS` (identity, usage, account, shape), then with all four
-removed (only ``ts``, ``account_id``, ``model``, ``prompt`` and ids left) — write the reduced log,
+removed (only ``ts``, ``account_id``, ``model``, ``prompt`` and ids left), then without IPs
+(``ip`` and ``asn``: a provider that does not keep client addresses) — write the reduced log,
 run ``detect`` and ``evaluate``, and record recall, exchange-weighted recall, FPR, the worst
 hard-negative FPR and campaign ARI. Results go to ``benchmarks/results/column_blind.json``, one
 entry per world and model. Use worlds the model was not trained on.
@@ -29,22 +30,29 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "column_blind.json"
 
 
+#: logs that lack single columns rather than whole groups (not trained on as such)
+PARTIAL = {"no_ip": ("ip", "asn")}
+
+
 def variants() -> dict[str, tuple[str, ...]]:
-    from antidistill.schema import BLIND_VARIANTS
+    """Variant name -> the columns its log lacks."""
+    from antidistill.schema import BLIND_VARIANTS, COLUMN_GROUPS
 
-    return {"full": (), **BLIND_VARIANTS}
+    groups = {name: tuple(c for g in gs for c in COLUMN_GROUPS[g])
+              for name, gs in BLIND_VARIANTS.items()}
+    return {"full": (), **groups, **PARTIAL}
 
 
-def measure(world: Path, groups: tuple[str, ...], model: Path | None, work: Path
+def measure(world: Path, columns: tuple[str, ...], model: Path | None, work: Path
             ) -> dict[str, Any]:
     from antidistill.detect import detect
     from antidistill.evaluate import evaluate_dir
-    from antidistill.schema import without_groups
 
     log = world / "exchanges.parquet"
-    if groups:
+    if columns:
         log = work / "exchanges.parquet"
-        pq.write_table(without_groups(pq.read_table(world / "exchanges.parquet"), groups), log)
+        full = pq.read_table(world / "exchanges.parquet")
+        pq.write_table(full.drop_columns([c for c in columns if c in full.schema.names]), log)
         if (world / "models.csv").is_file():
             shutil.copyfile(world / "models.csv", work / "models.csv")
     out = work / "out"
@@ -75,18 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     for world in args.world:
         rows: dict[str, Any] = {}
-        for name, groups in variants().items():
+        for name, columns in variants().items():
             if args.only and name not in args.only:
                 continue
             with tempfile.TemporaryDirectory(prefix="antidistill-blind-") as tmp:
-                rows[name] = measure(world, groups, args.model, Path(tmp))
+                rows[name] = measure(world, columns, args.model, Path(tmp))
             r = rows[name]
             print(f"{world.name:>10} {name:>9}: recall {r['recall']:.4f}  exch "
                   f"{r['exchange_weighted_recall']}  FPR {r['fpr']:.5f}  worst hard-neg "
                   f"{r['worst_hard_negative_fpr']:.4f}  ARI {r['ari_campaign']:.3f}", flush=True)
-        previous[f"{world.resolve()}|model:{digest}"] = {
+        key = f"{world.resolve()}|model:{digest}"
+        kept = previous.get(key, {}).get("variants", {}) if args.only else {}
+        previous[key] = {  # with --only, the other variants' figures are kept
             "world": str(world), "model_sha256_12": digest,
-            "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "variants": rows}
+            "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "variants": {**kept, **rows}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(previous, indent=1) + "\n", encoding="utf-8")
     return 0

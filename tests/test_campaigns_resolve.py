@@ -261,7 +261,7 @@ def _two_operations_without_infrastructure() -> tuple[list[str], list[str], dict
     return xs, ys, usage
 
 
-def test_without_infrastructure_columns_private_scaffold_communities_are_campaigns() -> None:
+def test_without_infrastructure_or_system_prompts_private_scaffold_communities_lead() -> None:
     from antidistill.campaigns.resolve import INFRA_COLUMNS
 
     xs, ys, usage = _two_operations_without_infrastructure()
@@ -270,11 +270,13 @@ def test_without_infrastructure_columns_private_scaffold_communities_are_campaig
     rows = [{"a": a, "b": b, "template": 0.6} for a, b in itertools.combinations(flagged[:-1], 2)
             if a[0] == b[0] or {a, b} <= {"x0", "x1", "y0", "y1"}]
     edges = _edges(rows)
-    # whether linking fused them into one cluster or found none (a hydra's quiet accounts)
+    # whether linking fused them into one cluster or found none (a hydra's quiet accounts), in
+    # a log without infrastructure columns or without system prompts
     for members in ({"K1": flagged[:-1]}, {}):
-        groups, clusters = resolve(flagged, members, edges, _usage(usage), absent=INFRA_COLUMNS)
-        assert sorted(groups) == sorted([xs, ys, ["z"]])
-        assert set(clusters) == set(members)
+        for absent in (INFRA_COLUMNS, ("system_prompt",)):
+            groups, clusters = resolve(flagged, members, edges, _usage(usage), absent=absent)
+            assert sorted(groups) == sorted([xs, ys, ["z"]])
+            assert set(clusters) == set(members)
     # a log that records infrastructure asks for it beside content: accounts in no cluster
     # stay alone on content evidence, however dense
     default, _ = resolve(flagged, {}, edges, _usage(usage))
@@ -305,3 +307,14 @@ def test_content_units_sparsify_big_templates_within_the_pair_budget(
     assert len({group[a] for a in xs}) == 1 and len({group[a] for a in ys}) == 1
     assert group["x0"][0] != group["y0"][0] and group["x0"][1] != group["y0"][1]
     assert group["z"] == (-1, -1)  # its one template has no other user
+
+
+
+def test_accounts_without_shared_scaffolds_keep_their_cluster_part() -> None:
+    xs, ys, usage = _two_operations_without_infrastructure()
+    # c0-c2: one card, every prompt their own (no private template in common with anyone)
+    cs = ["c0", "c1", "c2"]
+    usage.update({c: [500 + i] for i, c in enumerate(cs)})
+    groups, _ = resolve([*xs, *ys, "z", *cs], {"K9": cs}, _edges(_operator("c", 3, payment=1.0)),
+                        _usage(usage), absent=("system_prompt",))
+    assert cs in groups and xs in groups and ys in groups and ["z"] in groups
