@@ -181,7 +181,6 @@ def test_campaigns_without_creation_dates_say_unknown(trained: dict,  # noqa: F8
         assert not any("opened in the window" in a["why"] for a in camp["atlas"])
 
 
-
 def test_campaign_resolution_is_told_the_absent_columns(
         trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     # the rule itself is tested in test_campaigns_resolve; here: detect hands it the columns

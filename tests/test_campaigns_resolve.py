@@ -309,7 +309,6 @@ def test_content_units_sparsify_big_templates_within_the_pair_budget(
     assert group["z"] == (-1, -1)  # its one template has no other user
 
 
-
 def test_accounts_without_shared_scaffolds_keep_their_cluster_part() -> None:
     xs, ys, usage = _two_operations_without_infrastructure()
     # c0-c2: one card, every prompt their own (no private template in common with anyone)

@@ -105,9 +105,10 @@ INFRA_COLUMNS = ("payment_fp", "ip", "client_fp")
 #: (:func:`content_units`): the infrastructure channels, or the system prompts that make an
 #: operation's scaffolds specific (without them two operations' generic wrappers look private)
 CONTENT_FIRST_WITHOUT = (*INFRA_COLUMNS, "system_prompt")
-#: in :func:`content_units`, at most this many (directed) account pairs: beyond it the templates
-#: with the most users link each user to fewer others (a sparsified clique, same weight per
-#: account), so a scaffold sent by thousands of flagged accounts costs thousands of pairs
+#: in :func:`content_units`, at most this many (directed) account pairs, or one ring neighbour
+#: per template user if even that is more: beyond it the templates with the most users link each
+#: user to fewer others (a sparsified clique, same weight per account), so a scaffold sent by
+#: thousands of flagged accounts costs thousands of pairs, not millions
 COUSE_PAIR_BUDGET = 2_000_000
 
 
@@ -165,7 +166,8 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     (:func:`_join_units`); ``usage`` also lets a lone flagged account join the campaign whose
     private scaffolds it uses (:func:`_attach_by_private_templates`). ``absent``: the log's
     columns that hold no value (``features.accounts.absent_columns``); without any of
-    :data:`INFRA_COLUMNS` the first units come from :func:`content_units`.
+    :data:`CONTENT_FIRST_WITHOUT` the first units come from :func:`content_units`, and without
+    all of :data:`INFRA_COLUMNS` no units are joined (step 2).
     """
     names = sorted(set(flagged))
     ids = {x: i for i, x in enumerate(names)}
