@@ -14,7 +14,9 @@ import pyarrow.parquet as pq
 
 from antidistill.errors import SchemaError
 
-CONTRACT_VERSION = "1"
+#: "2" (2026-12-01): nullable feature columns and ``accounts_created_in_window`` (a log without
+#: the columns they are built on), ``meta.absent_columns`` and ``meta.calibrated_for``
+CONTRACT_VERSION = "2"
 
 ACCOUNTS_SCHEMA = pa.schema(
     [
