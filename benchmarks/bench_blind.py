@@ -36,10 +36,9 @@ PARTIAL = {"no_ip": ("ip", "asn")}
 
 def variants() -> dict[str, tuple[str, ...]]:
     """Variant name -> the columns its log lacks."""
-    from antidistill.schema import BLIND_VARIANTS, COLUMN_GROUPS
+    from antidistill.schema import BLIND_VARIANTS, group_columns
 
-    groups = {name: tuple(c for g in gs for c in COLUMN_GROUPS[g])
-              for name, gs in BLIND_VARIANTS.items()}
+    groups = {name: group_columns(gs) for name, gs in BLIND_VARIANTS.items()}
     return {"full": (), **groups, **PARTIAL}
 
 

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def train(worlds: list[Any], calibration: dict[str | None, Any]) -> Any:
         """``calibration``: the calibration world (key None) and its blind copies by variant."""
-        conditions = {b: [w] for b, w in calibration.items() if b is not None}
+        conditions = {b: w for b, w in calibration.items() if b is not None}
         return train_model(worlds, calibration[None], augment=not args.no_augment,
                            conditions=conditions)
 

@@ -191,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.calib_world is None:
             ap.error("--calib-world is required with --world")
         calib = world_data(args.calib_world, args.calib_world.name)
-        conditions: dict[str, list[WorldData]] = {}
+        conditions: dict[str, WorldData] = {}
         meta = {"worlds": [str(w) for w in args.world], "calibration": str(args.calib_world)}
     else:
         blind = not args.no_blind
         specs = training_specs(args.train_seeds, args.mix_seeds, args.cutoff_hours, blind=blind)
         worlds = [prepared(spec, reuse=reuse) for spec in specs]
         calib = prepared(Spec(args.calib_seed), reuse=reuse)
-        conditions = {spec.blind: [prepared(spec, reuse=reuse)]
+        conditions = {spec.blind: prepared(spec, reuse=reuse)
                       for spec in calibration_specs(args.calib_seed, blind=blind)
                       if spec.blind is not None}
         meta = {"train_seeds": args.train_seeds, "calib_seed": args.calib_seed,

@@ -173,7 +173,7 @@ def test_each_log_condition_gets_its_own_calibration(tmp_path: Path) -> None:
     # a condition where the same scores mean little: labels unrelated to the features
     noisy = _wording_world(5, "c-blind-usage")
     noisy.y = np.random.default_rng(0).permutation(noisy.y)
-    model = train(worlds, calib, augment=False, conditions={"usage": [noisy]})
+    model = train(worlds, calib, augment=False, conditions={"usage": noisy})
     probe = _wording_world(4, "p")
     full = world_risk(model, probe)
     usage = world_risk(model, probe, "usage")

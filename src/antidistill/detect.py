@@ -301,7 +301,7 @@ def detect(
         "model": model.meta,
         "absent_columns": prep.absent_columns,
         # which of the model's calibration maps scored this log (see scoring.condition_of)
-        "calibrated_for": _calibrated_for(model, prep.absent_columns),
+        "calibrated_for": _calibrated_for(model, scored.condition),
         "timings_s": prep.timings,
         "peak_rss_mb": prep.peak_rss_mb,
     }
@@ -324,10 +324,7 @@ def detect(
     return result
 
 
-def _calibrated_for(model: ScoringModel, absent: list[str]) -> str:
-    from antidistill.scoring.model import condition_of
-
-    condition = condition_of(absent)
+def _calibrated_for(model: ScoringModel, condition: str | None) -> str:
     if condition is None:
         return "full log"
     what = "several groups of columns" if condition == "all" else f"the {condition} columns"

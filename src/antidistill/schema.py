@@ -185,14 +185,20 @@ def conform(table: pa.Table, *, source: str = "<table>") -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=EXCHANGE_SCHEMA)
 
 
-def without_groups(table: pa.Table, groups: Iterable[str]) -> pa.Table:
-    """``table`` without the columns of the named :data:`COLUMN_GROUPS`: a log as a provider
-    that does not record them would write it."""
-    drop: set[str] = set()
+def group_columns(groups: Iterable[str]) -> tuple[str, ...]:
+    """The columns of the named :data:`COLUMN_GROUPS`, in group order."""
+    out: list[str] = []
     for group in groups:
         if group not in COLUMN_GROUPS:
             raise ValueError(f"unknown column group {group!r} (known: {', '.join(COLUMN_GROUPS)})")
-        drop.update(COLUMN_GROUPS[group])
+        out += [c for c in COLUMN_GROUPS[group] if c not in out]
+    return tuple(out)
+
+
+def without_groups(table: pa.Table, groups: Iterable[str]) -> pa.Table:
+    """``table`` without the columns of the named :data:`COLUMN_GROUPS`: a log as a provider
+    that does not record them would write it."""
+    drop = set(group_columns(groups))
     return table.drop_columns([c for c in table.schema.names if c in drop])
 
 

@@ -42,6 +42,8 @@ class Scored:
     #: bias last), in the same order
     explained: np.ndarray
     contributions: np.ndarray
+    #: the log condition whose calibration map was asked for (:func:`condition_of`)
+    condition: str | None = None
 
 
 def score(prep: Prepared, model: ScoringModel) -> Scored:
@@ -56,7 +58,8 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     c = cluster_features(ids, p1, harvest, n_ex, prep.clustering)
     x2 = np.hstack([x, c]) if len(ids) else np.zeros((0, x.shape[1] + len(CLUSTER_FEATURES)))
     raw = model.raw_score(x2)
-    risk = model.calibrate(raw, condition_of(prep.absent_columns))
+    condition = condition_of(prep.absent_columns)
+    risk = model.calibrate(raw, condition)
     in_cluster = np.array([a in prep.clustering.cluster_of for a in ids], dtype=bool)
     enough = prep.column("n_harvest_like") >= MIN_SOLO_HARVEST if len(ids) else np.zeros(0, bool)
     flagged = (risk >= model.threshold) & (in_cluster | enough)
@@ -79,4 +82,4 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
         for i, found in zip(part.tolist(), sentences, strict=True):
             reasons[i] = found
     table = table.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
-    return Scored(table, explained, contrib)
+    return Scored(table, explained, contrib, condition)

@@ -58,10 +58,10 @@ def plainly_asked(world: WorldData) -> WorldData:
 def train(worlds: list[WorldData], calibration: WorldData, *,
           threshold: float = 0.5, meta: dict[str, Any] | None = None,
           augment: bool = True,
-          conditions: dict[str, list[WorldData]] | None = None) -> ScoringModel:
+          conditions: dict[str, WorldData] | None = None) -> ScoringModel:
     """Fit stage 1 and 2 on ``worlds`` and the isotonic map on ``calibration``, and one more
-    map per log condition on its worlds (``conditions``: e.g.
-    ``{"usage": [the calibration world without its usage columns]}``, see
+    map per log condition on its world (``conditions``: e.g.
+    ``{"usage": the calibration world without its usage columns}``, see
     :func:`~antidistill.scoring.model.condition_of`).
 
     ``augment`` adds each world once more as :func:`plainly_asked`, so that no score rests on
@@ -87,30 +87,33 @@ def train(worlds: list[WorldData], calibration: WorldData, *,
         p1 = np.asarray(fold[group].predict(world.x), dtype=np.float64)
         x2_parts.append(_stage2_matrix(world, p1))
     stage2 = fit_booster(np.vstack(x2_parts), y_all, STAGE2_FEATURES)
-    def isotonic(cal: list[WorldData]) -> tuple[np.ndarray, np.ndarray]:
-        if not cal:
-            raise ValueError("need at least one calibration world")
-        raw_c = np.concatenate([
-            np.asarray(stage2.predict(_stage2_matrix(
-                c, np.asarray(stage1.predict(c.x), dtype=np.float64))), dtype=np.float64)
-            for c in cal])
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        iso.fit(raw_c, np.concatenate([c.y for c in cal]).astype(np.float64))
-        return (np.asarray(iso.X_thresholds_, dtype=np.float64),
-                np.asarray(iso.y_thresholds_, dtype=np.float64))
-
-    knots_x, knots_y = isotonic([calibration])
-    by_condition = {k: isotonic(v) for k, v in (conditions or {}).items()}
+    conditions = conditions or {}
     info = dict(meta or {})
     info.update({
         "train_worlds": [w.name for w in worlds],
         "calibration_world": calibration.name,
-        "calibration_by_condition": {k: [c.name for c in v]
-                                     for k, v in (conditions or {}).items()},
+        "calibration_by_condition": {k: [w.name] for k, w in conditions.items()},
         "train_accounts": len(y_all), "train_positives": int(y_all.sum()),
     })
-    return ScoringModel(stage1, stage2, knots_x, knots_y, threshold=threshold, meta=info,
-                        conditions=by_condition)
+    model = ScoringModel(stage1, stage2, np.zeros(0), np.zeros(0), threshold=threshold,
+                         meta=info)
+    model.calib_x, model.calib_y = _isotonic(model, calibration)
+    model.conditions = {k: _isotonic(model, w) for k, w in conditions.items()}
+    return model
+
+
+def _raw(model: ScoringModel, world: WorldData) -> np.ndarray:
+    """Stage 2's output per account of a prepared world (stage 1, cluster context, stage 2)."""
+    return model.raw_score(_stage2_matrix(world, model.own_score(world.x)))
+
+
+def _isotonic(model: ScoringModel, world: WorldData) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of the isotonic map from ``model``'s raw score to the share of campaign accounts
+    on a calibration world."""
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(_raw(model, world), world.y.astype(np.float64))
+    return (np.asarray(iso.X_thresholds_, dtype=np.float64),
+            np.asarray(iso.y_thresholds_, dtype=np.float64))
 
 
 def world_risk(model: ScoringModel, world: WorldData, condition: str | None = None
@@ -118,5 +121,4 @@ def world_risk(model: ScoringModel, world: WorldData, condition: str | None = No
     """Calibrated risk per account of a prepared world, as detection computes it (stage 1, the
     cluster context, stage 2, the isotonic map of the log's ``condition``), for evaluating a
     model on labelled worlds."""
-    return model.calibrate(model.raw_score(_stage2_matrix(world, model.own_score(world.x))),
-                           condition)
+    return model.calibrate(_raw(model, world), condition)
