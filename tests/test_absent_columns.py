@@ -204,3 +204,58 @@ def test_campaign_resolution_is_told_the_absent_columns(
     detect([trained["world"] / "exchanges.parquet"], tmp_path / "full",
            model_path=trained["model"], progress=False, report=False)
     assert not set(INFRA_COLUMNS) & set(seen[1])
+
+
+def _identity_log(tmp: Path, ips: list[str]) -> dict[str, float]:
+    from antidistill.features.accounts import uninformative_columns
+
+    con = connect(tmp)
+    n = len(ips)
+    con.register("_r", pa.table({"account_id": [f"a{i}" for i in range(n)], "ip": ips,
+                                 "payment_fp": [f"card-{i % 7}" for i in range(n)],
+                                 "client_fp": [None] * n}))
+    con.execute("CREATE TABLE ex AS SELECT * FROM _r")
+    out = uninformative_columns(con)
+    con.close()
+    return out
+
+
+def test_an_identity_column_with_one_value_for_everybody_is_uninformative(
+        tmp_path: Path) -> None:
+    assert _identity_log(tmp_path / "cdn", ["203.0.113.7"] * 150) == {"ip": 1.0}
+    # nine in ten accounts behind the proxy (the rest with their own address) still is one
+    mixed = ["203.0.113.7"] * 135 + [f"10.0.0.{i}" for i in range(15)]
+    assert _identity_log(tmp_path / "mixed", mixed) == {"ip": 0.9}
+    # a shared office or NAT is evidence, not a recording artefact
+    office = ["203.0.113.7"] * 120 + [f"10.0.0.{i}" for i in range(30)]
+    assert _identity_log(tmp_path / "office", office) == {}
+    # a small log of accounts on one address is a hydra on one address: keep it
+    assert _identity_log(tmp_path / "small", ["203.0.113.7"] * 99) == {}
+
+
+def test_a_proxy_address_for_everybody_is_scored_as_no_address(
+        trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import antidistill.features.accounts as accounts_module
+
+    full = pq.read_table(trained["world"] / "exchanges.parquet")
+    # the test world is small (49 accounts); the rule is the same at any size
+    monkeypatch.setattr(accounts_module, "UNINFORMATIVE_MIN_ACCOUNTS", 20)
+    proxied = full.set_column(full.schema.get_field_index("ip"), "ip",
+                              pa.array(["203.0.113.7"] * full.num_rows, pa.string()))
+    runs = {}
+    for name, log in (("proxied", proxied), ("no_ip", full.drop_columns(["ip"]))):
+        pq.write_table(log, tmp_path / f"{name}.parquet")
+        runs[name] = detect([tmp_path / f"{name}.parquet"], tmp_path / name,
+                            model_path=trained["model"], progress=False,
+                            report=name == "proxied")
+    got, want = runs["proxied"], runs["no_ip"]
+    assert got.uninformative_columns == {"ip": 1.0}
+    assert "ip" in got.absent_columns and got.absent_columns == want.absent_columns
+    # the same log as one that never had the column: same features, risks and groups
+    keep = ["account_id", "risk", "flagged", "campaign_id", "log_ips", "max_ip_sharers"]
+    assert got.accounts.select(keep).equals(want.accounts.select(keep))
+    assert got.accounts.column("max_ip_sharers").null_count == got.accounts.num_rows
+    meta = json.loads((tmp_path / "proxied" / "campaigns.json").read_text())["meta"]
+    assert meta["uninformative_columns"] == {"ip": 1.0}
+    assert "Recorded at a shared hop:</b> ip (one value for 100% of accounts)" in (
+        tmp_path / "proxied" / "report.html").read_text()

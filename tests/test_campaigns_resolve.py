@@ -317,3 +317,20 @@ def test_accounts_without_shared_scaffolds_keep_their_cluster_part() -> None:
     groups, _ = resolve([*xs, *ys, "z", *cs], {"K9": cs}, _edges(_operator("c", 3, payment=1.0)),
                         _usage(usage), absent=("system_prompt",))
     assert cs in groups and xs in groups and ys in groups and ["z"] in groups
+
+
+def test_communities_are_seeded_leiden_parts_of_the_weighted_graph() -> None:
+    from antidistill.campaigns.resolve import communities
+
+    # two 5-cliques bridged by one weak edge; node 10 has no edge
+    pairs = [(i, j, 1.0) for base in (0, 5) for i, j in
+             itertools.combinations(range(base, base + 5), 2)] + [(4, 5, 0.1)]
+    a, b, w = (np.array(c) for c in zip(*pairs, strict=True))
+    got = communities(11, a, b, w)
+    assert got == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert communities(11, a, b, w) == got  # seeded: the same partition every run
+    # a strong bridge of many edges makes them one
+    dense = pairs + [(i, j, 1.0) for i in range(5) for j in range(5, 10)]
+    a, b, w = (np.array(c) for c in zip(*dense, strict=True))
+    assert communities(11, a, b, w) == [list(range(10))]
+    assert communities(3, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) == []

@@ -101,6 +101,63 @@ def absent_columns(con: duckdb.DuckDBPyConnection, table: str = "ex", *,
     return [c for c in OPTIONAL if c in gone]
 
 
+#: identity columns a log can record at the wrong hop: a gateway behind a load balancer or CDN
+#: logs the balancer's address for everybody, one corporate card pays for every seat, a
+#: wrapper service stamps its own client fingerprint. ``asn`` is not here: no feature reads
+#: it and linking already ignores blocks that large, so a constant ASN changes nothing.
+IDENTITY_AT_RISK = ("payment_fp", "ip", "client_fp")
+#: a column whose most common value is carried by this share of its accounts (and by at least
+#: ``UNINFORMATIVE_MIN_ACCOUNTS`` of them) tells no account apart: it is treated as absent
+UNINFORMATIVE_SHARE = 0.9
+#: below this, many accounts on one value is evidence (a hydra on one address), not a proxy
+UNINFORMATIVE_MIN_ACCOUNTS = 100
+UNINFORMATIVE_SAMPLE = 30
+
+
+def uninformative_columns(con: duckdb.DuckDBPyConnection, table: str = "ex"
+                          ) -> dict[str, float]:
+    """The :data:`IDENTITY_AT_RISK` columns of ``table`` whose most common value is carried by
+    at least :data:`UNINFORMATIVE_SHARE` of the (>= :data:`UNINFORMATIVE_MIN_ACCOUNTS`)
+    accounts with a value -> that share.
+
+    Such a column was recorded at a shared hop, not at the client. Kept, it would make every
+    account look as if it shared its address or card with everybody (``max_ip_sharers``) and
+    would be calibrated as if it told accounts apart; blanked, the log is scored and grouped
+    the way a log without that column is, which the model was trained for.
+    """
+    have = {str(r[0]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    columns = [c for c in IDENTITY_AT_RISK if c in have]
+    if not columns:
+        return {}
+    # grouping millions of distinct addresses by account costs seconds on a 16M log; instead,
+    # a value on >= 90 % of the accounts is on at least half of any 30 of them (the chance it
+    # is not: < 1e-9), so only values on half of a fixed hashed sample are counted exactly
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _has AS SELECT account_id, hash(account_id) AS h,
+                    {", ".join(f"count({c}) > 0 AS {c}" for c in columns)}
+                    FROM {table} GROUP BY account_id""")
+    out: dict[str, float] = {}
+    for c in columns:
+        total = con.execute(f"SELECT count(*) FROM _has WHERE {c}").fetchone()
+        n_total = int(total[0]) if total else 0
+        if n_total < UNINFORMATIVE_MIN_ACCOUNTS:
+            continue
+        candidates = con.execute(f"""
+            WITH sample AS (SELECT account_id FROM _has WHERE {c} ORDER BY h, account_id
+                            LIMIT {UNINFORMATIVE_SAMPLE})
+            SELECT {c} FROM {table} WHERE account_id IN (SELECT account_id FROM sample)
+              AND {c} IS NOT NULL
+            GROUP BY 1 HAVING 2 * count(DISTINCT account_id) >= {UNINFORMATIVE_SAMPLE}
+            """).fetchall()
+        for (value,) in candidates:
+            n = con.execute(f"SELECT count(DISTINCT account_id) FROM {table} WHERE {c} = ?",
+                            [value]).fetchone()
+            share = (int(n[0]) if n else 0) / n_total
+            if share >= UNINFORMATIVE_SHARE:
+                out[c] = max(out.get(c, 0.0), share)
+    con.execute("DROP TABLE _has")
+    return out
+
+
 def build_account_features(
     con: duckdb.DuckDBPyConnection, *, specificity: pa.Table | None = None,
     models: pa.Table | None = None, absent: Sequence[str] | None = None,
