@@ -7,8 +7,8 @@ For each world (a simulated folder with ``exchanges.parquet``, ``labels.parquet`
 :data:`antidistill.schema.COLUMN_GROUPS` (identity, usage, account, shape), then with all four
 removed (only ``ts``, ``account_id``, ``model``, ``prompt`` and ids left), then without IPs
 (``ip`` and ``asn``: a provider that does not keep client addresses), then with one address for
-everybody (``proxy_ip``: a gateway behind a load balancer that logs its own address) — write
-the reduced log,
+everybody (``proxy_ip``: a gateway behind a load balancer that logs its own address) and for
+60 % of the accounts (``proxy_ip_60``) — write the reduced log,
 run ``detect`` and ``evaluate``, and record recall, exchange-weighted recall, FPR, the worst
 hard-negative FPR and campaign ARI. Results go to ``benchmarks/results/column_blind.json``, one
 entry per world and model. Use worlds the model was not trained on.
@@ -22,48 +22,68 @@ import json
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "column_blind.json"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """How a variant's log differs from the world's: columns dropped; columns set to one value
+    (``ONE_VALUE``) for the accounts whose hashed id falls in the first ``behind`` share."""
+
+    drop: tuple[str, ...] = ()
+    one_value: tuple[str, ...] = ()
+    behind: float = 1.0
+
+
 #: logs that lack single columns rather than whole groups (not trained on as such)
-PARTIAL = {"no_ip": ("ip", "asn")}
-#: logs whose columns hold one value for everybody (recorded at a proxy, not at the client)
-PROXIED = {"proxy_ip": ("ip", "asn")}
+PARTIAL = {"no_ip": Variant(drop=("ip", "asn"))}
+#: logs with one address for everybody (a gateway behind a load balancer logs its address), or
+#: for 60 % of the accounts (the rest reach it directly)
+PROXIED = {"proxy_ip": Variant(one_value=("ip", "asn")),
+           "proxy_ip_60": Variant(one_value=("ip", "asn"), behind=0.6)}
 ONE_VALUE = {"ip": "203.0.113.7", "asn": 13335}
 
 
-def variants() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """Variant name -> (the columns its log lacks, the columns with one value for all)."""
+def variants() -> dict[str, Variant]:
+    """Variant name -> how its log differs from the world's."""
     from antidistill.schema import BLIND_VARIANTS, group_columns
 
-    groups = {name: group_columns(gs) for name, gs in BLIND_VARIANTS.items()}
-    return {"full": ((), ()), **{n: (c, ()) for n, c in {**groups, **PARTIAL}.items()},
-            **{n: ((), c) for n, c in PROXIED.items()}}
+    groups = {name: Variant(drop=group_columns(gs)) for name, gs in BLIND_VARIANTS.items()}
+    return {"full": Variant(), **groups, **PARTIAL, **PROXIED}
 
 
-def measure(world: Path, columns: tuple[str, ...], model: Path | None, work: Path,
-            constant: tuple[str, ...] = ()) -> dict[str, Any]:
+def reduce_log(full: pa.Table, variant: Variant) -> pa.Table:
+    """The world's log as ``variant`` describes it."""
+    reduced = full.drop_columns([c for c in variant.drop if c in full.schema.names])
+    accounts = reduced.column("account_id").to_pylist()
+    digest = {a: int(hashlib.sha256(a.encode()).hexdigest()[:8], 16) / 16**8
+              for a in set(accounts)}
+    behind = pa.array([digest[a] < variant.behind for a in accounts])
+    for c in variant.one_value:
+        i = reduced.schema.get_field_index(c)
+        one = pa.array([ONE_VALUE[c]] * reduced.num_rows, reduced.schema.field(c).type)
+        reduced = reduced.set_column(i, c, pc.if_else(behind, one, reduced.column(c)))
+    return reduced
+
+
+def measure(world: Path, variant: Variant, model: Path | None, work: Path) -> dict[str, Any]:
     from antidistill.detect import detect
     from antidistill.evaluate import evaluate_dir
 
     log = world / "exchanges.parquet"
-    if columns or constant:
+    if variant != Variant():
         log = work / "exchanges.parquet"
-        full = pq.read_table(world / "exchanges.parquet")
-        reduced = full.drop_columns([c for c in columns if c in full.schema.names])
-        for c in constant:
-            i = reduced.schema.get_field_index(c)
-            reduced = reduced.set_column(i, c, pa.array([ONE_VALUE[c]] * reduced.num_rows,
-                                                        reduced.schema.field(c).type))
-        pq.write_table(reduced, log)
+        pq.write_table(reduce_log(pq.read_table(world / "exchanges.parquet"), variant), log)
         if (world / "models.csv").is_file():
             shutil.copyfile(world / "models.csv", work / "models.csv")
     out = work / "out"
@@ -74,7 +94,7 @@ def measure(world: Path, columns: tuple[str, ...], model: Path | None, work: Pat
     worst = max((v or 0.0 for v in ev["fpr_hard_negatives"].values()), default=0.0)
     return {"absent_columns": res.absent_columns, "recall": ev["recall"],
             "exchange_weighted_recall": ev["exchange_weighted_recall"], "fpr": ev["fpr"],
-            "uninformative_columns": res.uninformative_columns,
+            "shared_hops": res.shared_hops.to_json(),
             "worst_hard_negative_fpr": worst, "ari_campaign": ev["ari_campaign"],
             "recall_per_campaign": {c: v["recall"] for c, v in
                                     ev["recall_per_campaign"].items()},
@@ -95,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     for world in args.world:
         rows: dict[str, Any] = {}
-        for name, (columns, constant) in variants().items():
+        for name, variant in variants().items():
             if args.only and name not in args.only:
                 continue
             with tempfile.TemporaryDirectory(prefix="antidistill-blind-") as tmp:
-                rows[name] = measure(world, columns, args.model, Path(tmp), constant)
+                rows[name] = measure(world, variant, args.model, Path(tmp))
             r = rows[name]
             print(f"{world.name:>10} {name:>9}: recall {r['recall']:.4f}  exch "
                   f"{r['exchange_weighted_recall']}  FPR {r['fpr']:.5f}  worst hard-neg "

@@ -15,6 +15,7 @@ import pytest
 
 from antidistill.detect import connect, detect
 from antidistill.features.accounts import FEATURES, REQUIRES, build_account_features
+from antidistill.features.hops import HopValue, SharedHops, find_shared_hops
 from antidistill.schema import COLUMN_GROUPS, OPTIONAL, without_groups
 from antidistill.scoring.model import STAGE2_FEATURES
 from antidistill.scoring.reasons import reasons_for
@@ -206,56 +207,100 @@ def test_campaign_resolution_is_told_the_absent_columns(
     assert not set(INFRA_COLUMNS) & set(seen[1])
 
 
-def _identity_log(tmp: Path, ips: list[str]) -> dict[str, float]:
-    from antidistill.features.accounts import uninformative_columns
-
+def _identity_log(tmp: Path, ips: list[str]) -> SharedHops:
     con = connect(tmp)
     n = len(ips)
     con.register("_r", pa.table({"account_id": [f"a{i}" for i in range(n)], "ip": ips,
                                  "payment_fp": [f"card-{i % 7}" for i in range(n)],
                                  "client_fp": [None] * n}))
     con.execute("CREATE TABLE ex AS SELECT * FROM _r")
-    out = uninformative_columns(con)
+    out = find_shared_hops(con)
     con.close()
     return out
 
 
-def test_an_identity_column_with_one_value_for_everybody_is_uninformative(
-        tmp_path: Path) -> None:
-    assert _identity_log(tmp_path / "cdn", ["203.0.113.7"] * 150) == {"ip": 1.0}
-    # nine in ten accounts behind the proxy (the rest with their own address) still is one
-    mixed = ["203.0.113.7"] * 135 + [f"10.0.0.{i}" for i in range(15)]
-    assert _identity_log(tmp_path / "mixed", mixed) == {"ip": 0.9}
-    # a shared office or NAT is evidence, not a recording artefact
-    office = ["203.0.113.7"] * 120 + [f"10.0.0.{i}" for i in range(30)]
-    assert _identity_log(tmp_path / "office", office) == {}
+def test_identity_logged_at_a_shared_hop_is_found(tmp_path: Path) -> None:
+    hop = "203.0.113.7"
+    assert _identity_log(tmp_path / "cdn", [hop] * 150).columns == {"ip": 1.0}
+    # nine in ten accounts behind the proxy (the rest with their own address): the column
+    mixed = _identity_log(tmp_path / "mixed", [hop] * 135 + [f"10.0.0.{i}" for i in range(15)])
+    assert mixed.columns == {"ip": 0.9} and mixed.values == []
+    # four in ten: that address only
+    part = _identity_log(tmp_path / "part", [hop] * 60 + [f"10.0.0.{i}" for i in range(90)])
+    assert part.columns == {} and part.values == [HopValue("ip", hop, 60, 0.4)]
+    # an office or carrier NAT behind which a sixth of the accounts sit is left alone
+    office = _identity_log(tmp_path / "office", [hop] * 25 + [f"10.0.0.{i}" for i in range(125)])
+    assert not office
     # a small log of accounts on one address is a hydra on one address: keep it
-    assert _identity_log(tmp_path / "small", ["203.0.113.7"] * 99) == {}
+    assert not _identity_log(tmp_path / "small", [hop] * 99)
+    # one card for seven accounts each is no shared hop either
+    assert "payment_fp" not in _identity_log(tmp_path / "cdn2", [hop] * 150).columns
+
+
+def _detect_with_ip(model: Path, tmp: Path, name: str, table: pa.Table,
+                    report: bool = False) -> Any:
+    pq.write_table(table, tmp / f"{name}.parquet")
+    return detect([tmp / f"{name}.parquet"], tmp / name, model_path=model, progress=False,
+                  report=report)
 
 
 def test_a_proxy_address_for_everybody_is_scored_as_no_address(
         trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    import antidistill.features.accounts as accounts_module
+    import antidistill.features.hops as hops_module
 
     full = pq.read_table(trained["world"] / "exchanges.parquet")
     # the test world is small (49 accounts); the rule is the same at any size
-    monkeypatch.setattr(accounts_module, "UNINFORMATIVE_MIN_ACCOUNTS", 20)
+    monkeypatch.setattr(hops_module, "MIN_ACCOUNTS", 20)
     proxied = full.set_column(full.schema.get_field_index("ip"), "ip",
                               pa.array(["203.0.113.7"] * full.num_rows, pa.string()))
-    runs = {}
-    for name, log in (("proxied", proxied), ("no_ip", full.drop_columns(["ip"]))):
-        pq.write_table(log, tmp_path / f"{name}.parquet")
-        runs[name] = detect([tmp_path / f"{name}.parquet"], tmp_path / name,
-                            model_path=trained["model"], progress=False,
-                            report=name == "proxied")
-    got, want = runs["proxied"], runs["no_ip"]
-    assert got.uninformative_columns == {"ip": 1.0}
+    got = _detect_with_ip(trained["model"], tmp_path, "proxied", proxied, report=True)
+    want = _detect_with_ip(trained["model"], tmp_path, "no_ip", full.drop_columns(["ip"]))
+    assert got.shared_hops.columns == {"ip": 1.0} and not got.shared_hops.values
     assert "ip" in got.absent_columns and got.absent_columns == want.absent_columns
     # the same log as one that never had the column: same features, risks and groups
     keep = ["account_id", "risk", "flagged", "campaign_id", "log_ips", "max_ip_sharers"]
     assert got.accounts.select(keep).equals(want.accounts.select(keep))
     assert got.accounts.column("max_ip_sharers").null_count == got.accounts.num_rows
     meta = json.loads((tmp_path / "proxied" / "campaigns.json").read_text())["meta"]
-    assert meta["uninformative_columns"] == {"ip": 1.0}
-    assert "Recorded at a shared hop:</b> ip (one value for 100% of accounts)" in (
-        tmp_path / "proxied" / "report.html").read_text()
+    assert meta["shared_hops"] == {"columns": {"ip": 1.0}, "values": []}
+    assert ("Logged at a shared hop:</b> ip (one value for 100% of accounts: treated as absent"
+            in (tmp_path / "proxied" / "report.html").read_text())
+
+
+def test_an_address_many_accounts_sit_behind_is_blanked_on_its_rows(
+        trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import antidistill.campaigns.build as build_module
+    import antidistill.features.hops as hops_module
+
+    monkeypatch.setattr(hops_module, "MIN_ACCOUNTS", 20)
+    seen: list[list[str]] = []
+    real = build_module.resolve
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(list(kwargs["absent"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "resolve", spy)
+    full = pq.read_table(trained["world"] / "exchanges.parquet")
+    ids = full.column("account_id").to_pylist()
+    behind = set(sorted(set(ids))[::2])  # every other account only ever seen behind the hop
+    ips = [("203.0.113.7" if a in behind else ip)
+           for a, ip in zip(ids, full.column("ip").to_pylist(), strict=True)]
+    log = full.set_column(full.schema.get_field_index("ip"), "ip", pa.array(ips, pa.string()))
+    got = _detect_with_ip(trained["model"], tmp_path, "half", log)
+    n = len(set(ids))
+    assert got.shared_hops.columns == {}
+    assert got.shared_hops.values == [HopValue("ip", "203.0.113.7", len(behind),
+                                               len(behind) / n)]
+    assert "ip" not in got.absent_columns
+    # campaigns are grouped as in a log without addresses: half the accounts have none
+    assert seen == [[*got.absent_columns, "ip"]]
+    rows = {r["account_id"]: r for r in got.accounts.to_pylist()}
+    for a in set(ids):
+        # behind the hop the address features are unknown, not "shared with half the log"
+        assert (rows[a]["max_ip_sharers"] is None) == (a in behind), a
+        assert (rows[a]["log_ips"] is None) == (a in behind), a
+    meta = json.loads((tmp_path / "half" / "campaigns.json").read_text())["meta"]
+    assert meta["shared_hops"]["values"] == [{"column": "ip", "value": "203.0.113.7",
+                                              "accounts": len(behind),
+                                              "share": len(behind) / n}]

@@ -35,8 +35,8 @@ from antidistill.features.accounts import (
     absent_columns,
     build_account_features,
     feature_matrix,
-    uninformative_columns,
 )
+from antidistill.features.hops import SharedHops, blank_shared_hops, find_shared_hops
 from antidistill.linking.communities import Clustering, detect_communities
 from antidistill.linking.edges import build_edges
 
@@ -64,9 +64,9 @@ class Prepared:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     #: optional columns with no value in the whole log (their features are unknown)
     absent_columns: list[str] = field(default_factory=list)
-    #: identity columns with one value for nearly every account (column -> that value's share
-    #: of accounts), blanked at staging and so also in ``absent_columns``
-    uninformative_columns: dict[str, float] = field(default_factory=dict)
+    #: identity columns and addresses logged at a shared hop, blanked at staging (blanked
+    #: columns are also in ``absent_columns``)
+    shared_hops: SharedHops = field(default_factory=SharedHops)
 
     @property
     def account_ids(self) -> list[str]:
@@ -95,7 +95,7 @@ class DetectResult:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     absent_columns: list[str] = field(default_factory=list)
-    uninformative_columns: dict[str, float] = field(default_factory=dict)
+    shared_hops: SharedHops = field(default_factory=SharedHops)
 
     @property
     def n_flagged(self) -> int:
@@ -120,17 +120,9 @@ class DetectResult:
         if self.absent_columns:
             t.caption += ("\nabsent from the log (treated as unknown): "
                           + ", ".join(self.absent_columns))
-        if self.uninformative_columns:
-            t.caption += "\n" + uninformative_note(self.uninformative_columns)
+        if self.shared_hops:
+            t.caption += "\n" + self.shared_hops.note()
         return t
-
-
-def uninformative_note(columns: dict[str, float]) -> str:
-    """One line naming the identity columns blanked for carrying one value for everybody."""
-    each = ", ".join(f"{c} (one value for {share:.0%} of accounts)"
-                     for c, share in columns.items())
-    return (f"treated as absent, recorded at a shared hop (proxy, load balancer, one payer?): "
-            f"{each}")
 
 
 def connect(tmp: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
@@ -223,10 +215,9 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
     # families are int64 ids: key their specificity by hash(family_id) (uint64), as linking does
     fam_spec = _specificity(con, "hash(family_id)", "family_id")
     lap("template_specificity")
-    # an identity column recorded at a shared hop (one value for everybody) is no column at all
-    blanked = uninformative_columns(con)
-    for column in blanked:
-        con.execute(f"UPDATE ex SET {column} = NULL")
+    # identity logged at a shared hop (a load balancer's address for everybody) is no identity
+    hops = find_shared_hops(con)
+    blank_shared_hops(con, hops)
     absent = absent_columns(con, dropped=texts)
     accounts = build_account_features(con, specificity=spec, models=models, absent=absent)
     lap("account_features")
@@ -234,7 +225,7 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
     lap("coordination_edges")
     clustering = detect_communities(edges)
     lap("communities")
-    return Prepared(n, accounts, edges, clustering, models, timings, memory, absent, blanked)
+    return Prepared(n, accounts, edges, clustering, models, timings, memory, absent, hops)
 
 
 def _specificity(con: duckdb.DuckDBPyConnection, key: str, column: str) -> pa.Table:
@@ -295,8 +286,11 @@ def detect(
         # later stages read the harvest share under its contract name
         ranked = scored.accounts.append_column(
             "harvest_share", scored.accounts.column("share_harvest_like").cast(pa.float64()))
+        # a column blanked for the many accounts behind a shared hop cannot corroborate their
+        # links: group them as in a log without it (content first, campaigns.resolve)
+        unusable = [*prep.absent_columns, *prep.shared_hops.partly_blanked()]
         camp = build_campaigns(con, ranked, prep.clustering.members, prep.edges,
-                               models=release_table, absent=prep.absent_columns)
+                               models=release_table, absent=unusable)
         prep.timings["campaigns"] = round(time.perf_counter() - t, 3)
         prep.peak_rss_mb["campaigns"] = peak_rss_mb()
         accounts = _accounts_table(ranked, camp.campaign_of)
@@ -319,8 +313,8 @@ def detect(
         "threshold": model.threshold,
         "model": model.meta,
         "absent_columns": prep.absent_columns,
-        # identity columns blanked because one value covered nearly every account
-        "uninformative_columns": prep.uninformative_columns,
+        # identity columns and addresses blanked as logged at a shared hop
+        "shared_hops": prep.shared_hops.to_json(),
         # which of the model's calibration maps scored this log (see scoring.condition_of)
         "calibrated_for": _calibrated_for(model, scored.condition),
         "timings_s": prep.timings,
@@ -331,7 +325,7 @@ def detect(
     result = DetectResult(out, prep.n_exchanges, accounts, clusters, camp.records,
                           time.perf_counter() - started, files=files, timings=prep.timings,
                           peak_rss_mb=prep.peak_rss_mb, absent_columns=prep.absent_columns,
-                          uninformative_columns=prep.uninformative_columns)
+                          shared_hops=prep.shared_hops)
     if labels is not None:
         from antidistill.evaluate import evaluate_tables, read_labels
 

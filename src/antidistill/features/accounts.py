@@ -84,6 +84,12 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: columns every account of a log that records them has a value of, and the per-account count
+#: of those values: an account with none has the features built on the column unknown. (An
+#: account without ``payment_fp`` is a free-tier account, a meaning the scorer learnt.)
+PER_ACCOUNT_COUNTS = {"ip": "n_ips", "client_fp": "n_client_fps"}
+
+
 def absent_columns(con: duckdb.DuckDBPyConnection, table: str = "ex", *,
                    dropped: Mapping[str, int] | None = None) -> list[str]:
     """The optional schema columns with no value at all in the log (schema order): those of
@@ -99,63 +105,6 @@ def absent_columns(con: duckdb.DuckDBPyConnection, table: str = "ex", *,
                           + f" FROM {table}").fetchall()[0]
         gone.update(c for c, empty in zip(names, row, strict=True) if empty)
     return [c for c in OPTIONAL if c in gone]
-
-
-#: identity columns a log can record at the wrong hop: a gateway behind a load balancer or CDN
-#: logs the balancer's address for everybody, one corporate card pays for every seat, a
-#: wrapper service stamps its own client fingerprint. ``asn`` is not here: no feature reads
-#: it and linking already ignores blocks that large, so a constant ASN changes nothing.
-IDENTITY_AT_RISK = ("payment_fp", "ip", "client_fp")
-#: a column whose most common value is carried by this share of its accounts (and by at least
-#: ``UNINFORMATIVE_MIN_ACCOUNTS`` of them) tells no account apart: it is treated as absent
-UNINFORMATIVE_SHARE = 0.9
-#: below this, many accounts on one value is evidence (a hydra on one address), not a proxy
-UNINFORMATIVE_MIN_ACCOUNTS = 100
-UNINFORMATIVE_SAMPLE = 30
-
-
-def uninformative_columns(con: duckdb.DuckDBPyConnection, table: str = "ex"
-                          ) -> dict[str, float]:
-    """The :data:`IDENTITY_AT_RISK` columns of ``table`` whose most common value is carried by
-    at least :data:`UNINFORMATIVE_SHARE` of the (>= :data:`UNINFORMATIVE_MIN_ACCOUNTS`)
-    accounts with a value -> that share.
-
-    Such a column was recorded at a shared hop, not at the client. Kept, it would make every
-    account look as if it shared its address or card with everybody (``max_ip_sharers``) and
-    would be calibrated as if it told accounts apart; blanked, the log is scored and grouped
-    the way a log without that column is, which the model was trained for.
-    """
-    have = {str(r[0]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    columns = [c for c in IDENTITY_AT_RISK if c in have]
-    if not columns:
-        return {}
-    # grouping millions of distinct addresses by account costs seconds on a 16M log; instead,
-    # a value on >= 90 % of the accounts is on at least half of any 30 of them (the chance it
-    # is not: < 1e-9), so only values on half of a fixed hashed sample are counted exactly
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _has AS SELECT account_id, hash(account_id) AS h,
-                    {", ".join(f"count({c}) > 0 AS {c}" for c in columns)}
-                    FROM {table} GROUP BY account_id""")
-    out: dict[str, float] = {}
-    for c in columns:
-        total = con.execute(f"SELECT count(*) FROM _has WHERE {c}").fetchone()
-        n_total = int(total[0]) if total else 0
-        if n_total < UNINFORMATIVE_MIN_ACCOUNTS:
-            continue
-        candidates = con.execute(f"""
-            WITH sample AS (SELECT account_id FROM _has WHERE {c} ORDER BY h, account_id
-                            LIMIT {UNINFORMATIVE_SAMPLE})
-            SELECT {c} FROM {table} WHERE account_id IN (SELECT account_id FROM sample)
-              AND {c} IS NOT NULL
-            GROUP BY 1 HAVING 2 * count(DISTINCT account_id) >= {UNINFORMATIVE_SAMPLE}
-            """).fetchall()
-        for (value,) in candidates:
-            n = con.execute(f"SELECT count(DISTINCT account_id) FROM {table} WHERE {c} = ?",
-                            [value]).fetchone()
-            share = (int(n[0]) if n else 0) / n_total
-            if share >= UNINFORMATIVE_SHARE:
-                out[c] = max(out.get(c, 0.0), share)
-    con.execute("DROP TABLE _has")
-    return out
 
 
 def build_account_features(
@@ -406,11 +355,17 @@ def derive(raw: pa.Table, *, window_start: object = None,
     feats["log_ips"] = np.log10(np.maximum(col("n_ips"), 1))
     feats["log_client_fps"] = np.log10(np.maximum(col("n_client_fps"), 1))
     gone = set(absent)
+    # an account without any address (or client) of its own in a log that records them, e.g.
+    # one only ever seen behind a shared hop (features.hops), has those features unknown too
+    unknown_for = {c: col(count) == 0 for c, count in PER_ACCOUNT_COUNTS.items()}
     out = raw
     for name in FEATURES:
         values = feats[name].astype(np.float64)
-        if gone.intersection(REQUIRES.get(name, ())):
+        needs = REQUIRES.get(name, ())
+        if gone.intersection(needs):
             values = np.full(n, np.nan)
+        for c in set(needs) & set(unknown_for):
+            values = np.where(unknown_for[c], np.nan, values)
         arr = pa.array(values, mask=np.isnan(values))
         if name in out.schema.names:
             out = out.set_column(out.schema.get_field_index(name), name, arr)
