@@ -182,11 +182,9 @@ def test_campaigns_without_creation_dates_say_unknown(trained: dict,  # noqa: F8
         assert not any("opened in the window" in a["why"] for a in camp["atlas"])
 
 
-def test_campaign_resolution_is_told_the_absent_columns(
-        trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    # the rule itself is tested in test_campaigns_resolve; here: detect hands it the columns
+def _columns_resolve_is_told(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Spy on campaign resolution: each call's ``absent`` columns, appended as detect runs."""
     import antidistill.campaigns.build as build_module
-    from antidistill.campaigns.resolve import INFRA_COLUMNS
 
     seen: list[list[str]] = []
     real = build_module.resolve
@@ -196,6 +194,15 @@ def test_campaign_resolution_is_told_the_absent_columns(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(build_module, "resolve", spy)
+    return seen
+
+
+def test_campaign_resolution_is_told_the_absent_columns(
+        trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # the rule itself is tested in test_campaigns_resolve; here: detect hands it the columns
+    from antidistill.campaigns.resolve import INFRA_COLUMNS
+
+    seen = _columns_resolve_is_told(monkeypatch)
     log = tmp_path / "blind.parquet"
     full = pq.read_table(trained["world"] / "exchanges.parquet")
     pq.write_table(without_groups(full, ["identity"]), log)
@@ -269,18 +276,10 @@ def test_a_proxy_address_for_everybody_is_scored_as_no_address(
 
 def test_an_address_many_accounts_sit_behind_is_blanked_on_its_rows(
         trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    import antidistill.campaigns.build as build_module
     import antidistill.features.hops as hops_module
 
     monkeypatch.setattr(hops_module, "MIN_ACCOUNTS", 20)
-    seen: list[list[str]] = []
-    real = build_module.resolve
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(list(kwargs["absent"]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(build_module, "resolve", spy)
+    seen = _columns_resolve_is_told(monkeypatch)
     full = pq.read_table(trained["world"] / "exchanges.parquet")
     ids = full.column("account_id").to_pylist()
     behind = set(sorted(set(ids))[::2])  # every other account only ever seen behind the hop
