@@ -235,6 +235,9 @@ def test_identity_logged_at_a_shared_hop_is_found(tmp_path: Path) -> None:
     # four in ten: that address only
     part = _identity_log(tmp_path / "part", [hop] * 60 + [f"10.0.0.{i}" for i in range(90)])
     assert part.columns == {} and part.values == [HopValue("ip", hop, 60, 0.4)]
+    assert "ip 203.0.113.7 (60 accounts, 40%: blanked on its rows)" in part.note()
+    assert "--trust-forwarded" in part.note()
+    assert "--trust-forwarded" not in SharedHops(columns={"payment_fp": 1.0}).note()
     # an office or carrier NAT behind which a sixth of the accounts sit is left alone
     office = _identity_log(tmp_path / "office", [hop] * 25 + [f"10.0.0.{i}" for i in range(125)])
     assert not office

@@ -72,7 +72,11 @@ class SharedHops:
                  for c, share in self.columns.items()]
         parts += [f"{v.column} {v.value} ({v.accounts:,} accounts, {v.share:.0%}: blanked on "
                   f"its rows)" for v in self.values]
-        return "logged at a shared hop (proxy, load balancer, one payer?): " + "; ".join(parts)
+        line = "logged at a shared hop (proxy, load balancer, one payer?): " + "; ".join(parts)
+        if "ip" in self.columns or self.values:
+            line += (" — a gateway behind a load balancer logs the client's address with "
+                     "`antidistill enforce --trust-forwarded`")
+        return line
 
 
 def find_shared_hops(con: duckdb.DuckDBPyConnection, table: str = "ex") -> SharedHops:
