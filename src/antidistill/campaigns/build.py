@@ -52,8 +52,8 @@ def build_campaigns(
     """Group flagged accounts into campaigns and describe each one.
 
     ``accounts`` needs account_id, flagged, cluster_id, risk, harvest_share, pathway,
-    created_in_window, n_exchanges. ``absent``: the log's columns without any value (see
-    :func:`antidistill.campaigns.resolve.resolve`).
+    created_in_window, n_exchanges. ``absent``: the log's columns without any value, or without one
+    for a large share of its accounts (see :func:`antidistill.campaigns.resolve.resolve`).
     """
     acc_ids = accounts.column("account_id").to_pylist()
     flagged = [a for a, f in zip(acc_ids, accounts.column("flagged").to_pylist(), strict=True)

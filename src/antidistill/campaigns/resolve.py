@@ -172,7 +172,8 @@ def resolve(flagged: Iterable[str], members: dict[str, list[str]], edges: pa.Tab
     ``campaigns.build.private_infrastructure``) add evidence between groups
     (:func:`_join_units`); ``usage`` also lets a lone flagged account join the campaign whose
     private scaffolds it uses (:func:`_attach_by_private_templates`). ``absent``: the log's
-    columns that hold no value (``features.accounts.absent_columns``); without any of
+    columns that hold no value (``features.accounts.absent_columns``) or none for a large
+    share of its accounts (an address blanked as a shared hop, ``features.hops``); without any of
     :data:`CONTENT_FIRST_WITHOUT` the first units come from :func:`content_units`, and without
     all of :data:`INFRA_COLUMNS` no units are joined (step 2).
     """
