@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from antidistill.errors import SchemaError
 
 #: "2" (2026-12-01): nullable feature columns and ``accounts_created_in_window`` (a log without
-#: the columns they are built on), ``meta.absent_columns`` and ``meta.calibrated_for``
+#: the columns they are built on), ``meta.absent_columns``, ``meta.shared_hops`` and
+#: ``meta.calibrated_for``
 CONTRACT_VERSION = "2"
 
 ACCOUNTS_SCHEMA = pa.schema(
