@@ -184,3 +184,26 @@ def test_each_log_condition_gets_its_own_calibration(tmp_path: Path) -> None:
     model.save(tmp_path / "m.json")
     again = ScoringModel.load(tmp_path / "m.json")
     assert np.array_equal(world_risk(again, probe, "usage"), usage)
+
+
+def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_certain() -> None:
+    from antidistill.scoring.score import (
+        CERTAIN_RISK,
+        MIN_SOLO_HARVEST,
+        MIN_SOLO_HARVEST_CERTAIN,
+        flag_rule,
+    )
+
+    risk = np.array([0.6, 0.6, CERTAIN_RISK, CERTAIN_RISK, 0.6, 0.4, 1.0])
+    in_cluster = np.array([False, False, False, False, True, True, False])
+    n_harvest = np.array([MIN_SOLO_HARVEST, MIN_SOLO_HARVEST - 1, MIN_SOLO_HARVEST_CERTAIN,
+                          MIN_SOLO_HARVEST_CERTAIN - 1, 0, 50, np.nan])
+    assert flag_rule(risk, 0.5, in_cluster, n_harvest).tolist() == [
+        True,   # alone, dataset-scale
+        False,  # alone, too little and the model is not certain
+        True,   # alone, near-certain with half as many
+        False,  # near-certain but too little
+        True,   # linked: the cluster is the evidence
+        False,  # linked but under the threshold
+        False,  # unknown count is no evidence
+    ]

@@ -22,8 +22,14 @@ if TYPE_CHECKING:
 
 #: Rule: harvesting is dataset-scale work. An account linked to no cluster is flagged on its own
 #: only with at least this many harvest-like exchanges (the smallest unclustered campaign account
-#: on the calibration world had 18); below that one account is too little evidence.
+#: on the calibration world had 18); below that one account is too little evidence...
 MIN_SOLO_HARVEST = 10
+#: ...unless the model is near-certain (calibrated risk at least :data:`CERTAIN_RISK`), when half
+#: as many do. A log without identity columns links fewer accounts, and a quiet seat of a hydra
+#: then stands alone with 5-9 harvest-like exchanges at risk 1.0 (seeds 7 and 201: 4 and 6 such
+#: campaign accounts, the 4M world 43 and one student; full logs: none legitimate up to 16M).
+MIN_SOLO_HARVEST_CERTAIN = 5
+CERTAIN_RISK = 0.9
 #: Reasons explain a risk: accounts calibrated below this get none (most legitimate accounts
 #: calibrate to exactly 0, and sentences about their mildest features only mislead a reader).
 #: It also spares the costliest step of scoring, per-feature contributions (TreeSHAP), for
@@ -46,6 +52,15 @@ class Scored:
     condition: str | None = None
 
 
+def flag_rule(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
+              n_harvest_like: np.ndarray) -> np.ndarray:
+    """Flag at ``threshold``; an account in no cluster also needs dataset-scale evidence of its
+    own (:data:`MIN_SOLO_HARVEST`, or :data:`MIN_SOLO_HARVEST_CERTAIN` at :data:`CERTAIN_RISK`)."""
+    n = np.nan_to_num(np.asarray(n_harvest_like, dtype=np.float64))
+    enough = (n >= MIN_SOLO_HARVEST) | ((n >= MIN_SOLO_HARVEST_CERTAIN) & (risk >= CERTAIN_RISK))
+    return np.asarray((risk >= threshold) & (in_cluster | enough), dtype=bool)
+
+
 def score(prep: Prepared, model: ScoringModel) -> Scored:
     """Stage 1 → cluster context → stage 2 → isotonic calibration (the map for the log's
     absent columns, see :func:`~antidistill.scoring.model.condition_of`) → threshold →
@@ -61,8 +76,8 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     condition = condition_of(prep.absent_columns)
     risk = model.calibrate(raw, condition)
     in_cluster = np.array([a in prep.clustering.cluster_of for a in ids], dtype=bool)
-    enough = prep.column("n_harvest_like") >= MIN_SOLO_HARVEST if len(ids) else np.zeros(0, bool)
-    flagged = (risk >= model.threshold) & (in_cluster | enough)
+    n_harvest = prep.column("n_harvest_like") if len(ids) else np.zeros(0)
+    flagged = flag_rule(risk, model.threshold, in_cluster, n_harvest)
     explained = np.flatnonzero(risk >= REASONS_MIN_RISK)
     contrib = model.contributions(x2[explained])
     table = prep.accounts
