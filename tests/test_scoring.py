@@ -207,3 +207,20 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
         False,  # linked but under the threshold
         False,  # unknown count is no evidence
     ]
+
+
+def test_the_solo_rule_explains_itself() -> None:
+    from antidistill.scoring.score import flag_rule, solo_sentences
+
+    risk = np.array([0.95, 0.6, 0.7, 0.95, 0.3])
+    in_cluster = np.array([False, False, False, True, False])
+    n_harvest = np.array([6, 40, 7, 2, 50])
+    flagged = flag_rule(risk, 0.5, in_cluster, n_harvest)
+    said = solo_sentences(risk, 0.5, in_cluster, n_harvest, flagged)
+    assert sorted(said) == [0, 1, 2]  # linked or under the threshold: the score says it all
+    rule = "(10 needed, or 5 at risk >= 0.9)"
+    assert said[0] == ("linked to no other account: flagged on its own 6 harvest-like "
+                       f"requests {rule}")
+    assert said[1].startswith("linked to no other account: flagged on its own 40 ")
+    assert said[2] == ("not flagged: linked to no other account and only 7 harvest-like "
+                       f"requests {rule}")

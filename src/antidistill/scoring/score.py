@@ -61,6 +61,23 @@ def flag_rule(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
     return np.asarray((risk >= threshold) & (in_cluster | enough), dtype=bool)
 
 
+def solo_sentences(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
+                   n_harvest_like: np.ndarray, flagged: np.ndarray) -> dict[int, str]:
+    """What the solo rule of :func:`flag_rule` decided, as a sentence, for each account at or
+    above ``threshold`` in no cluster (by row): the score alone does not say why such an
+    account is, or is not, flagged."""
+    out: dict[int, str] = {}
+    needed = (f"{MIN_SOLO_HARVEST} needed, or {MIN_SOLO_HARVEST_CERTAIN} at risk >= "
+              f"{CERTAIN_RISK:g}")
+    for i in np.flatnonzero((risk >= threshold) & ~in_cluster).tolist():
+        n = int(np.nan_to_num(float(n_harvest_like[i])))
+        out[i] = (f"linked to no other account: flagged on its own {n:,} harvest-like requests "
+                  f"({needed})" if flagged[i] else
+                  f"not flagged: linked to no other account and only {n:,} harvest-like "
+                  f"requests ({needed})")
+    return out
+
+
 def score(prep: Prepared, model: ScoringModel) -> Scored:
     """Stage 1 → cluster context → stage 2 → isotonic calibration (the map for the log's
     absent columns, see :func:`~antidistill.scoring.model.condition_of`) → threshold →
@@ -96,5 +113,8 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
         sentences = reasons_for(rows, contrib[start:start + _REASON_SLICE])
         for i, found in zip(part.tolist(), sentences, strict=True):
             reasons[i] = found
+    for i, sentence in solo_sentences(risk, model.threshold, in_cluster, n_harvest,
+                                      flagged).items():
+        reasons[i] = [*reasons[i], sentence]
     table = table.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
     return Scored(table, explained, contrib, condition)
