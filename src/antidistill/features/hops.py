@@ -66,13 +66,17 @@ class SharedHops:
     def to_json(self) -> dict[str, Any]:
         return {"columns": self.columns, "values": [asdict(v) for v in self.values]}
 
+    def parts(self, absent: str = "treated as absent") -> list[str]:
+        """One phrase per blanked column or value (``absent``: what a blanked column became)."""
+        return ([f"{c} (one value for {share:.0%} of accounts: {absent})"
+                 for c, share in self.columns.items()]
+                + [f"{v.column} {v.value} ({v.accounts:,} accounts, {v.share:.0%}: blanked on "
+                   f"its rows)" for v in self.values])
+
     def note(self) -> str:
         """One line for the terminal."""
-        parts = [f"{c} (one value for {share:.0%} of accounts: treated as absent)"
-                 for c, share in self.columns.items()]
-        parts += [f"{v.column} {v.value} ({v.accounts:,} accounts, {v.share:.0%}: blanked on "
-                  f"its rows)" for v in self.values]
-        line = "logged at a shared hop (proxy, load balancer, one payer?): " + "; ".join(parts)
+        line = ("logged at a shared hop (proxy, load balancer, one payer?): "
+                + "; ".join(self.parts()))
         if "ip" in self.columns or self.values:
             line += (" — a gateway behind a load balancer logs the client's address with "
                      "`antidistill enforce --trust-forwarded`")
