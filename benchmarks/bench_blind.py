@@ -16,9 +16,7 @@ entry per world and model. Use worlds the model was not trained on.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import shutil
 import sys
 import tempfile
@@ -30,6 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from quality_common import model_digest, parser, previous_results, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "column_blind.json"
@@ -104,17 +104,11 @@ def measure(world: Path, variant: Variant, model: Path | None, work: Path) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--world", type=Path, action="append", required=True)
-    ap.add_argument("--model", type=Path, default=None, help="scoring model (default: shipped)")
+    ap = parser(__doc__, RESULTS)
     ap.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from antidistill.scoring.model import MODEL_FILE
-
-    model_file = args.model or ROOT / "src" / "antidistill" / "data" / "models" / MODEL_FILE
-    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
-    previous = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+    digest = model_digest(args.model)
+    previous = previous_results(args.out)
     for world in args.world:
         rows: dict[str, Any] = {}
         for name, variant in variants().items():
@@ -132,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "world": str(world), "model_sha256_12": digest,
             "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "variants": {**kept, **rows}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(previous, indent=1) + "\n", encoding="utf-8")
+    write_results(args.out, previous)
     return 0
 
 

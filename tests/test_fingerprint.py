@@ -18,6 +18,8 @@ from antidistill.fingerprint import (
 )
 from antidistill.fingerprint.families import families, minhash_signatures, shingles
 from antidistill.fingerprint.hashing import hash_strings
+from antidistill.fingerprint.specificity import INFO_WORDS, specificity_table
+from antidistill.fingerprint.templates import constant_words
 
 GSM = [p.text for p in corpora.load("gsm8k")[:60]]
 MATH = [p.text for p in corpora.load("math")[:40]]
@@ -161,6 +163,37 @@ def test_specificity_share_floor_in_small_logs() -> None:
     assert spec[7] == 0.0 and spec[8] > 0.75 and spec[9] < spec[8]
 
 
+def test_constant_words_count_fixed_text_only() -> None:
+    texts = ["{x}", "{x} let's think step by step.", "solve {n} + {n}: {x}",
+             "{x} {str} {code} {url} {email} {id} {path}", "请一步一步思考 {x}", None]
+    got = constant_words(pa.array(texts, pa.large_string())).tolist()
+    # slots are not words; a single letter is not a word; each CJK character counts
+    assert got == [0, 5, 1, 0, 8, 0]
+    assert constant_words(pa.array([], pa.large_string())).size == 0
+
+
+def test_fingerprint_counts_the_template_and_system_words() -> None:
+    rows = _wrap(WRAP_B, GSM[:12]) + [p + " Let's think step by step." for p in GSM[12:24]]
+    t = _fp(rows, ["You are a careful tutor."] * 6 + [None] * 18)
+    words = np.asarray(t["template_words"])
+    assert t.schema.field("template_words").type == pa.int32()
+    assert words[6] == 10  # "### Task ... Explain every step of your reasoning, then answer."
+    assert words[0] == words[6] + 4  # plus the system prompt's four words
+    assert (words[12:] == 5).all()  # "let", "think", "step", "by", "step": "s" is no word
+
+
+def test_specificity_scales_short_generic_templates_down() -> None:
+    """A template two accounts share says little when its fixed text is a phrase anybody
+    types; a dozen words or more keep the full count-based specificity."""
+    out = specificity_table(pa.array([1, 2, 3, 4], pa.uint64()), np.array([2, 2, 2, 2]),
+                            np.array([50, 50, 50, 50]), 1000,
+                            words=np.array([4.0, INFO_WORDS, 40.0, np.nan]))
+    spec = dict(zip(out["template_hash"].to_pylist(), out["specificity"].to_pylist(), strict=True))
+    full = spec[3]
+    assert full > 0.99 and spec[2] == full and spec[4] == full  # unknown words: not scaled
+    assert spec[1] == pytest.approx(full * 4 / INFO_WORDS) and spec[1] < 0.5
+
+
 def test_specificity_validates_lengths_and_handles_empty() -> None:
     with pytest.raises(InputError):
         template_specificity(pa.array([1], pa.uint64()), pa.array(["a", "b"]))
@@ -178,6 +211,7 @@ def test_fingerprint_is_row_aligned_and_robust() -> None:
     assert t.schema.field("template_hash").type == pa.uint64()
     assert t.schema.field("content_hash").type == pa.uint64()
     assert t.schema.field("family_id").type == pa.int64()
+    assert t.schema.field("template_words").type == pa.int32()
     assert all(col.null_count == 0 for col in t.columns)
     c = np.asarray(t["content_hash"])
     assert c[0] == c[1] == c[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from antidistill.detect import connect
@@ -141,3 +142,45 @@ def test_volume_edges_need_two_accounts_whose_schedule_changes(tmp_path: Path) -
             for d in range(4) for h in range(9, 15)]
     con = _con(tmp_path, rows)
     assert not any(e["volume"] > 0 for e in build_edges(con).to_pylist())
+
+
+def test_a_phrase_anybody_types_does_not_link_but_a_private_scaffold_does(
+        tmp_path: Path) -> None:
+    """Two strangers who end every question with "Let's think step by step." share a template
+    nobody else uses; it must not link them. Two accounts wrapping problems in one long private
+    scaffold must stay linked (full pipeline up to the communities, no model)."""
+    import pyarrow.parquet as pq
+
+    from antidistill import corpora
+    from antidistill.detect import prepare
+    from antidistill.schema import EXCHANGE_SCHEMA
+
+    gsm = [p.text for p in corpora.load("gsm8k")]
+    chat = [p.text for p in corpora.load("arena_hard")]
+    scaffold = ("You are generating training data for our tutor. Solve the problem below, label "
+                "each reasoning step as Step k, then give the final answer on its own line.\n"
+                "Problem: {p}")
+    rows: list[dict[str, object]] = []
+    rng = np.random.default_rng(5)
+
+    def add(acc: str, i: int, prompt: str) -> None:  # independent times: no synchrony
+        rows.append({"request_id": f"{acc}-{i}", "account_id": acc, "model": "m", "prompt": prompt,
+                     "ts": T0 + timedelta(minutes=float(rng.uniform(0, 7 * 24 * 60)))})
+
+    for i in range(40):
+        add("habit-a", i, f"{chat[i]} Let's think step by step.")
+        add("habit-b", i, f"{gsm[100 + i]} Let's think step by step.")
+        add("tool-a", i, scaffold.format(p=gsm[200 + i]))
+        add("tool-b", i, scaffold.format(p=gsm[300 + i]))
+    for u in range(30):  # ordinary users, so that the log has a population
+        for i in range(5):
+            add(f"user-{u}", i, chat[(40 + 5 * u + i) % len(chat)])
+    pq.write_table(pa.Table.from_pylist(rows, schema=EXCHANGE_SCHEMA), tmp_path / "log.parquet")
+    con = connect(tmp_path)
+    prep = prepare(con, [tmp_path / "log.parquet"])
+    template = {(e["a"], e["b"]): e["template"] for e in prep.edges.to_pylist()}
+    assert template.get(("habit-a", "habit-b"), 0.0) == 0.0
+    assert template[("tool-a", "tool-b")] > 0.8  # 2 of 34 accounts: share damping 0.88
+    cluster = prep.clustering.cluster_of
+    assert cluster.get("habit-a") is None or cluster.get("habit-a") != cluster.get("habit-b")
+    assert cluster["tool-a"] == cluster["tool-b"]

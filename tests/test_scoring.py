@@ -18,8 +18,10 @@ from antidistill.scoring import STAGE2_FEATURES, ScoringModel
 from antidistill.scoring.model import CLUSTER_FEATURES, cluster_features
 from antidistill.scoring.reasons import SENTENCES, reasons_for
 from antidistill.scoring.train import (
+    HABIT_WORDING,
     WORDING_FEATURES,
     WorldData,
+    habitually_asked,
     plainly_asked,
     train,
     world_risk,
@@ -100,8 +102,8 @@ def test_every_feature_has_a_sentence() -> None:
     missing = [f for f in STAGE2_FEATURES if f not in SENTENCES]
     # a few raw counts are deliberately left unexplained
     assert set(missing) <= {"active_days", "active_hours", "cap_concentration", "share_safety",
-                            "share_image", "mean_messages", "n_models", "share_not_ok",
-                            "account_type_code", "has_org"}
+                            "share_image", "mean_messages", "share_not_ok",
+                            "account_type_code"}
 
 
 def test_shipped_model_loads_when_present() -> None:
@@ -142,6 +144,32 @@ def test_plainly_asked_zeroes_only_wording_and_only_for_campaign_accounts() -> N
     assert plain.group == world.name
 
 
+def test_habitually_asked_sets_wording_only_for_legitimate_accounts() -> None:
+    world = _wording_world(1, "w")
+    world.x[:, [FEATURES.index(f) for f in HABIT_WORDING]] *= 0.5  # legit at 0: to 0, pos to 0.5
+    habit = habitually_asked(world)
+    col = [FEATURES.index(f) for f in HABIT_WORDING]
+    other = [j for j in range(len(FEATURES)) if j not in col]
+    legit = world.y == 0
+    assert (habit.x[np.ix_(legit, col)] == 1).all()
+    assert (habit.x[np.ix_(~legit, col)] == world.x[np.ix_(~legit, col)]).all()
+    assert (habit.x[:, other] == world.x[:, other]).all()
+    assert (world.x[np.ix_(legit, col)] == 0).all()  # the input is not modified
+    assert habit.group == world.name and habit.name == "w-habit"
+
+
+def test_habit_copies_keep_wording_from_flagging_an_honest_habit() -> None:
+    """Trained without the copies, a legitimate account that asks step by step every time
+    scores as a campaign; with them its other evidence decides."""
+    worlds = [_wording_world(s, f"w{s}") for s in (1, 2)]
+    calib = _wording_world(3, "c")
+    probe = habitually_asked(_wording_world(4, "p"))
+    risk = {augment: world_risk(train(worlds, calib, augment=augment), probe)[probe.y == 0]
+            for augment in (False, True)}
+    assert np.median(risk[False]) > 0.5
+    assert (risk[True] < 0.5).mean() > 0.95
+
+
 def test_plainly_asked_copies_teach_the_evidence_behind_the_wording() -> None:
     """Trained on wording alone a harvester who asks plainly is missed; with the copies not."""
     worlds = [_wording_world(s, f"w{s}") for s in (1, 2)]
@@ -151,7 +179,7 @@ def test_plainly_asked_copies_teach_the_evidence_behind_the_wording() -> None:
     for augment in (False, True):
         model = train(worlds, calib, augment=augment)
         risk[augment] = world_risk(model, plainly_asked(probe))[probe.y > 0]
-        assert model.meta["train_accounts"] == 800 * (2 if augment else 1)
+        assert model.meta["train_accounts"] == 800 * (3 if augment else 1)
     assert np.median(risk[False]) < 0.5
     assert (risk[True] >= 0.5).mean() > 0.95
 
@@ -194,10 +222,10 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
         flag_rule,
     )
 
-    risk = np.array([0.6, 0.6, CERTAIN_RISK, CERTAIN_RISK, 0.6, 0.4, 1.0])
-    in_cluster = np.array([False, False, False, False, True, True, False])
+    risk = np.array([0.6, 0.6, CERTAIN_RISK, CERTAIN_RISK, 0.6, 0.4, 1.0, 0.5])
+    in_cluster = np.array([False, False, False, False, True, True, False, True])
     n_harvest = np.array([MIN_SOLO_HARVEST, MIN_SOLO_HARVEST - 1, MIN_SOLO_HARVEST_CERTAIN,
-                          MIN_SOLO_HARVEST_CERTAIN - 1, 0, 50, np.nan])
+                          MIN_SOLO_HARVEST_CERTAIN - 1, 0, 50, np.nan, 50])
     assert flag_rule(risk, 0.5, in_cluster, n_harvest).tolist() == [
         True,   # alone, dataset-scale
         False,  # alone, too little and the model is not certain
@@ -206,6 +234,7 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
         True,   # linked: the cluster is the evidence
         False,  # linked but under the threshold
         False,  # unknown count is no evidence
+        False,  # at the threshold: even odds are no verdict
     ]
 
 

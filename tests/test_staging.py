@@ -50,18 +50,30 @@ def test_cache_put_skips_keys_stored_meanwhile() -> None:
 
 
 def test_specificity_grouped_in_sql_equals_per_request(tmp_path: Path) -> None:
+    """The same counts as :func:`template_specificity` per request, then each template (of a
+    family: its shortest member) scaled by its fixed words."""
     from antidistill.detect import _specificity
     from antidistill.fingerprint import template_specificity
+    from antidistill.fingerprint.specificity import information
 
     simulate_world(tmp_path / "w", seed=6, days=1, accounts=120, progress=False)
     con = connect(tmp_path / "db")
     staging.stage(con, [tmp_path / "w" / "exchanges.parquet"])
     for key, column in (("template_hash", "template_hash"), ("hash(family_id)", "family_id")):
-        rows = con.sql(f"SELECT {key} AS k, account_id FROM ex WHERE {column} IS NOT NULL"
-                       ).to_arrow_table()
+        rows = con.sql(f"SELECT {key} AS k, account_id, template_words FROM ex "
+                       f"WHERE {column} IS NOT NULL").to_arrow_table()
         per_request = template_specificity(rows.column("k").combine_chunks(),
                                            rows.column("account_id").combine_chunks())
+        words: dict[int, int] = {}
+        for k, w in zip(rows.column("k").to_pylist(), rows.column("template_words").to_pylist(),
+                        strict=True):
+            words[k] = min(words.get(k, w), w)
         grouped = _specificity(con, key, column)
         assert grouped.num_rows > 10
-        assert grouped.equals(per_request)
+        assert grouped.drop_columns(["specificity"]).equals(
+            per_request.drop_columns(["specificity"]))
+        scale = information(np.array([words[k] for k in grouped["template_hash"].to_pylist()]))
+        assert np.allclose(grouped["specificity"].to_numpy(),
+                           per_request["specificity"].to_numpy() * scale)
+        assert (scale < 1).any() and (scale == 1).any()
     con.close()

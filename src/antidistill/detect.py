@@ -230,15 +230,18 @@ def prepare(con: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *,
 
 def _specificity(con: duckdb.DuckDBPyConnection, key: str, column: str) -> pa.Table:
     """:func:`antidistill.fingerprint.template_specificity` of ``key`` over the rows of ``ex``
-    where ``column`` is set, grouped in SQL."""
+    where ``column`` is set, grouped in SQL, scaled by the fixed words of its template (of a
+    family: its shortest member's, the wording its near-duplicates have in common)."""
     from antidistill.fingerprint import specificity_table
 
     population = con.sql("SELECT count(DISTINCT account_id) FROM ex").fetchall()[0][0]
     grouped = con.sql(
-        f"SELECT {key} AS k, count(DISTINCT account_id) AS n_acc, count(*) AS n_req FROM ex "
-        f"WHERE {column} IS NOT NULL GROUP BY ALL").to_arrow_table()
+        f"SELECT {key} AS k, count(DISTINCT account_id) AS n_acc, count(*) AS n_req, "
+        f"min(template_words) AS words FROM ex WHERE {column} IS NOT NULL GROUP BY ALL"
+    ).to_arrow_table()
+    words = grouped.column("words").to_numpy(zero_copy_only=False).astype(np.float64)
     return specificity_table(grouped.column("k"), grouped.column("n_acc"),
-                             grouped.column("n_req"), int(population))
+                             grouped.column("n_req"), int(population), words=words)
 
 
 def detect(

@@ -23,6 +23,10 @@ CAPABILITY_COLUMNS = (
 )
 
 #: Feature columns fed to the scorer, in a fixed order (the model file stores the same list).
+#: Left out on purpose, though ``accounts.parquet`` keeps them for analysts: how many models an
+#: account used (simulated ordinary users always mix two or three, real ones often pin one, so
+#: the scorer learnt "one model = harvest") and whether it sits in an org (free to create; the
+#: scorer learnt "in an org = legitimate" because no simulated campaign ever made one).
 FEATURES: tuple[str, ...] = (
     "log_exchanges", "active_days", "active_hours", "log_rate_per_active_hour",
     *(f"share_{c}" for c in CAPABILITY_COLUMNS),
@@ -31,9 +35,9 @@ FEATURES: tuple[str, ...] = (
     "content_crowd", "top_template_share", "template_specificity",
     "share_single_turn", "mean_messages", "share_tools", "share_image",
     "reasoning_share", "log_mean_output", "share_max_tokens_hit", "log_mean_max_tokens",
-    "hour_entropy", "gap_cv", "daily_cv", "n_models", "share_newest_model",
+    "hour_entropy", "gap_cv", "daily_cv", "share_newest_model",
     "adoption_delay_hours", "account_age_days", "created_in_window",
-    "verified", "account_type_code", "pathway_code", "has_org",
+    "verified", "account_type_code", "pathway_code",
     "share_not_ok", "log_ips", "log_client_fps", "max_payment_sharers", "max_ip_sharers",
     # dilution-robust volumes: mixing ordinary chat into an account lowers every share above but
     # not how much hard, distinct, long-output material it collected
@@ -76,7 +80,6 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "verified": ("verified",),
     "account_type_code": ("account_type",),
     "pathway_code": ("pathway",),
-    "has_org": ("org_id",),
     "log_ips": ("ip",),
     "max_ip_sharers": ("ip",),
     "log_client_fps": ("client_fp",),
@@ -314,7 +317,7 @@ def derive(raw: pa.Table, *, window_start: object = None,
                  "share_harvest_like", "content_crowd", "top_template_share",
                  "template_specificity", "share_single_turn", "share_tools", "share_image",
                  "reasoning_share", "share_max_tokens_hit", "hour_entropy", "gap_cv",
-                 "daily_cv", "n_models", "share_newest_model", "share_not_ok",
+                 "daily_cv", "share_newest_model", "share_not_ok",
                  "max_payment_sharers", "max_ip_sharers"):
         feats[name] = col(name)
     feats["mean_messages"] = col("mean_messages", 1.0)
@@ -345,8 +348,6 @@ def derive(raw: pa.Table, *, window_start: object = None,
                                            for t in types])
     paths = raw.column("pathway").to_pylist()
     feats["pathway_code"] = np.array([_pathway_code(p) for p in paths])
-    feats["has_org"] = np.array([0.0 if o is None else 1.0
-                                 for o in raw.column("org_id").to_pylist()])
     n_hard = col("n_harvest_like")
     feats["log_harvest_like"] = np.log10(np.maximum(n_hard, 1))
     feats["log_distinct_hard"] = np.log10(np.maximum(col("n_distinct_hard"), 1))

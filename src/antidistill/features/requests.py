@@ -54,6 +54,7 @@ OUTPUT_SCHEMA = pa.schema([
     pa.field("template_hash", pa.uint64(), nullable=False),
     pa.field("content_hash", pa.uint64(), nullable=False),
     pa.field("family_id", pa.int64(), nullable=False),
+    pa.field("template_words", pa.int32(), nullable=False),
 ])
 
 _CAP = {name: k for k, name in enumerate(CAPABILITIES)}
@@ -188,4 +189,5 @@ def request_features(table: pa.Table) -> pa.Table:
         "template_hash": fp["template_hash"],
         "content_hash": fp["content_hash"],
         "family_id": fp["family_id"],
+        "template_words": fp["template_words"],
     }, schema=OUTPUT_SCHEMA)

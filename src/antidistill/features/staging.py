@@ -32,6 +32,7 @@ KEEP_COLUMNS = tuple(n for n in EXCHANGE_SCHEMA.names if n not in TEXT_COLUMNS)
 #: Columns added from the request-level stage.
 REQUEST_COLUMNS = (
     "capability", "p_cot", "p_rubric", "p_rewrite", "template_hash", "content_hash", "family_id",
+    "template_words",
 )
 CHUNK_ROWS = 262_144
 
@@ -92,7 +93,8 @@ def stage(
           input_tokens INTEGER, output_tokens INTEGER, reasoning_tokens INTEGER,
           max_tokens INTEGER, temperature FLOAT, status VARCHAR,
           capability VARCHAR, p_cot FLOAT, p_rubric FLOAT, p_rewrite FLOAT,
-          template_hash UBIGINT, content_hash UBIGINT, family_id BIGINT
+          template_hash UBIGINT, content_hash UBIGINT, family_id BIGINT,
+          template_words INTEGER
         )
         """
     )

@@ -22,7 +22,13 @@ from antidistill.fingerprint.families import NUM_PERM, families_of, signatures
 from antidistill.fingerprint.hashing import combine, fast_hash, unique, unique_values
 from antidistill.fingerprint.normalize import SLOT_PAYLOAD, mask, normalize
 from antidistill.fingerprint.specificity import specificity_table, template_specificity
-from antidistill.fingerprint.templates import SLOT_HASH, TRIVIAL_HASH, Templates, extract
+from antidistill.fingerprint.templates import (
+    SLOT_HASH,
+    TRIVIAL_HASH,
+    Templates,
+    constant_words,
+    extract,
+)
 
 #: the template of a prompt without any recognised scaffold and without a system prompt
 TRIVIAL_TEMPLATE_HASH: int = TRIVIAL_HASH
@@ -34,6 +40,7 @@ FINGERPRINT_SCHEMA = pa.schema([
     pa.field("template_hash", pa.uint64(), nullable=False),
     pa.field("content_hash", pa.uint64(), nullable=False),
     pa.field("family_id", pa.int64(), nullable=False),
+    pa.field("template_words", pa.int32(), nullable=False),
 ])
 
 __all__ = ["FINGERPRINT_SCHEMA", "MAX_CHARS", "TRIVIAL_TEMPLATE_HASH", "Encoded",
@@ -141,7 +148,8 @@ def _template_signatures(tpl: Templates) -> tuple[np.ndarray, np.ndarray]:
 def fingerprint(prompt: pa.Array | pa.ChunkedArray,
                 system_prompt: pa.Array | pa.ChunkedArray | None = None, *,
                 min_support: int = MIN_SUPPORT, prompts: Encoded | None = None) -> pa.Table:
-    """Row-aligned ``template_hash`` (uint64), ``content_hash`` (uint64), ``family_id`` (int64).
+    """Row-aligned ``template_hash`` (uint64), ``content_hash`` (uint64), ``family_id`` (int64),
+    ``template_words`` (int32).
 
     ``template_hash`` covers the system prompt (masked) and the prompt's scaffold; it equals
     :data:`TRIVIAL_TEMPLATE_HASH` when there is neither. ``content_hash`` is the prompt's
@@ -199,9 +207,13 @@ def fingerprint_details(prompt: pa.Array | pa.ChunkedArray,
     sig = np.minimum(sig_t[c_tpl], sig_s[c_sys])
     has = has_t[c_tpl] | has_s[c_sys]
     fam = families_of(sig, has, uniq_c)
+    # fixed words of the scaffold plus the system prompt: how much sharing the template says
+    words = constant_words(tpl.template_text)[p_tpl] + np.where(
+        sys_empty[p_sys], 0, constant_words(sys_text)[p_sys])
     table = pa.table({
         "template_hash": pa.array(combined[pair_inverse], pa.uint64()),
         "content_hash": pa.array(tpl.content_hash[enc.index], pa.uint64()),
         "family_id": pa.array(fam[inv_c][pair_inverse], pa.int64()),
+        "template_words": pa.array(words[pair_inverse], pa.int32()),
     }, schema=FINGERPRINT_SCHEMA)
     return table, tpl

@@ -13,6 +13,16 @@ Specificity is a smooth, documented function of *how many distinct accounts* use
 floor for small logs: a template used by half of all accounts or more (N = distinct accounts in
 the input) carries no linking evidence whatever its absolute count. The trivial template (a bare
 payload without any scaffold, see :data:`antidistill.fingerprint.TRIVIAL_TEMPLATE_HASH`) is 0.
+
+When the template's fixed words are known (``template_words`` of
+:func:`antidistill.fingerprint.fingerprint`), specificity is also scaled by
+
+    information(w) = min(1, w / INFO_WORDS)
+
+A rare template is not a shared tool's scaffold when its fixed text is a phrase people type
+unprompted: two unrelated users who end every question with "Let's think step by step." (5
+words) share a template that only they use, yet it says nothing about who they are; an
+operation's wrapper of a dozen words or more keeps its full weight.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ import pyarrow.compute as pc
 HALF_ACCOUNTS = 100.0
 MAX_SHARE = 0.5
 MIN_POPULATION = 20
+#: fixed words at which a template's wording is distinctive enough to count in full
+INFO_WORDS = 12.0
 
 SPECIFICITY_SCHEMA = pa.schema([
     pa.field("template_hash", pa.uint64()),
@@ -42,6 +54,11 @@ def specificity_of(n_accounts: np.ndarray, population: int, *,
     if population >= min_population:
         spec *= np.clip(1.0 - (n / population) / max_share, 0.0, 1.0)
     return spec
+
+
+def information(words: np.ndarray, *, info_words: float = INFO_WORDS) -> np.ndarray:
+    """How much a template's fixed wording can say, from its count of fixed words (0-1)."""
+    return np.clip(np.asarray(words, dtype=np.float64) / info_words, 0.0, 1.0)
 
 
 def template_specificity(template_hash: pa.Array | pa.ChunkedArray,
@@ -80,11 +97,14 @@ def specificity_table(template_hash: pa.Array | pa.ChunkedArray,
                       n_requests: pa.Array | pa.ChunkedArray | np.ndarray, population: int, *,
                       trivial: int | None = None, half_accounts: float = HALF_ACCOUNTS,
                       max_share: float = MAX_SHARE,
-                      min_population: int = MIN_POPULATION) -> pa.Table:
+                      min_population: int = MIN_POPULATION,
+                      words: np.ndarray | None = None) -> pa.Table:
     """:func:`template_specificity` from per-template counts aggregated elsewhere.
 
     Lets a caller that holds the log in a database (detection's DuckDB) group there and pass
-    one row per template instead of one per request.
+    one row per template instead of one per request. ``words``, when given, holds each
+    template's fixed words and scales its specificity by :func:`information` (NaN or negative:
+    unknown, left unscaled).
     """
     from antidistill.fingerprint import TRIVIAL_TEMPLATE_HASH
 
@@ -96,6 +116,10 @@ def specificity_table(template_hash: pa.Array | pa.ChunkedArray,
                           min_population=min_population)
     is_trivial = np.asarray(pc.fill_null(pc.equal(keys, pa.scalar(trivial, pa.uint64())), False))
     spec[is_trivial] = 0.0
+    if words is not None:
+        w = np.asarray(words, dtype=np.float64)
+        known = np.isfinite(w) & (w >= 0)
+        spec[known] *= information(w[known])
     out = pa.table({"template_hash": keys, "n_accounts": n_acc, "n_requests": n_req,
                     "specificity": spec}, schema=SPECIFICITY_SCHEMA)
     return out.sort_by([("n_accounts", "descending"), ("template_hash", "ascending")])

@@ -69,6 +69,22 @@ class Templates:
     part_segment: np.ndarray  # ... and the masked segment it is, or -1 for a payload slot
 
 
+def constant_words(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Words of fixed text in each masked template or system prompt (slots do not count).
+
+    A word is a run of two or more letters; each CJK character counts as one, as such scripts
+    do not separate words. It says how much a shared scaffold can tell: two unrelated people
+    write "Let's think step by step." alike, but not a paragraph of an operation's instructions.
+    """
+    if len(texts) == 0:
+        return np.zeros(0, dtype=np.int32)
+    fixed = pc.replace_substring_regex(texts, _SLOTS, " ")
+    words = pc.count_substring_regex(fixed, r"\p{L}\p{L}+")
+    cjk = pc.count_substring_regex(fixed, r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+    return (np.asarray(words.fill_null(0), dtype=np.int32)
+            + np.asarray(cjk.fill_null(0), dtype=np.int32))
+
+
 def _list_from(parent: np.ndarray, values: pa.Array, n: int) -> pa.LargeListArray:
     counts = np.bincount(parent, minlength=n) if len(parent) else np.zeros(n, dtype=np.int64)
     offsets = np.zeros(n + 1, dtype=np.int64)

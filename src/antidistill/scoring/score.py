@@ -54,11 +54,13 @@ class Scored:
 
 def flag_rule(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
               n_harvest_like: np.ndarray) -> np.ndarray:
-    """Flag at ``threshold``; an account in no cluster also needs dataset-scale evidence of its
-    own (:data:`MIN_SOLO_HARVEST`, or :data:`MIN_SOLO_HARVEST_CERTAIN` at :data:`CERTAIN_RISK`)."""
+    """Flag above ``threshold`` (a campaign account more likely than not: a calibration map's
+    plateau at exactly 0.5 is a coin toss, not evidence); an account in no cluster also needs
+    dataset-scale evidence of its own (:data:`MIN_SOLO_HARVEST`, or
+    :data:`MIN_SOLO_HARVEST_CERTAIN` at :data:`CERTAIN_RISK`)."""
     n = np.nan_to_num(np.asarray(n_harvest_like, dtype=np.float64))
     enough = (n >= MIN_SOLO_HARVEST) | ((n >= MIN_SOLO_HARVEST_CERTAIN) & (risk >= CERTAIN_RISK))
-    return np.asarray((risk >= threshold) & (in_cluster | enough), dtype=bool)
+    return np.asarray((risk > threshold) & (in_cluster | enough), dtype=bool)
 
 
 def solo_sentences(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
@@ -69,7 +71,7 @@ def solo_sentences(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
     out: dict[int, str] = {}
     needed = (f"{MIN_SOLO_HARVEST} needed, or {MIN_SOLO_HARVEST_CERTAIN} at risk >= "
               f"{CERTAIN_RISK:g}")
-    for i in np.flatnonzero((risk >= threshold) & ~in_cluster).tolist():
+    for i in np.flatnonzero((risk > threshold) & ~in_cluster).tolist():
         n = int(np.nan_to_num(float(n_harvest_like[i])))
         out[i] = (f"linked to no other account: flagged on its own {n:,} harvest-like requests "
                   f"({needed})" if flagged[i] else

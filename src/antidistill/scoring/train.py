@@ -55,6 +55,26 @@ def plainly_asked(world: WorldData) -> WorldData:
     return replace(world, name=f"{world.name}-plain", x=x, group=world.group or world.name)
 
 
+#: what a habitual step-by-step user's wording features look like (every request asks for it)
+HABIT_WORDING: dict[str, float] = {"share_cot": 1.0, "share_elicit": 1.0}
+_HABIT_IDX = np.array([FEATURES.index(f) for f in HABIT_WORDING])
+_HABIT_VALUES = np.array(list(HABIT_WORDING.values()))
+
+
+def habitually_asked(world: WorldData) -> WorldData:
+    """The world as if every legitimate account asked for step-by-step reasoning every time.
+
+    The mirror of :func:`plainly_asked`: wording is free for an honest user too ("Let's think
+    step by step." on every question is a common habit), so no score may rest on it either way.
+    Only the wording features change; the harvest-like counts, which also need a hard problem,
+    keep their values (an approximation: a multi-turn hard request would become harvest-like).
+    """
+    x = np.array(world.x, dtype=np.float64, copy=True)
+    rows = np.flatnonzero(world.y == 0)
+    x[np.ix_(rows, _HABIT_IDX)] = _HABIT_VALUES
+    return replace(world, name=f"{world.name}-habit", x=x, group=world.group or world.name)
+
+
 def train(worlds: list[WorldData], calibration: WorldData, *,
           threshold: float = 0.5, meta: dict[str, Any] | None = None,
           augment: bool = True,
@@ -64,14 +84,16 @@ def train(worlds: list[WorldData], calibration: WorldData, *,
     ``{"usage": the calibration world without its usage columns}``, see
     :func:`~antidistill.scoring.model.condition_of`).
 
-    ``augment`` adds each world once more as :func:`plainly_asked`, so that no score rests on
-    wording alone: the model must also learn the volume, coverage, output and coordination
-    evidence an adversary cannot drop for free.
+    ``augment`` adds each world twice more, as :func:`plainly_asked` and as
+    :func:`habitually_asked`, so that no score rests on wording alone, either way: the model
+    must also learn the volume, coverage, output and coordination evidence an adversary cannot
+    drop for free and an honest user with a habit does not show.
     """
     if not worlds:
         raise ValueError("need at least one training world")
     if augment:
-        worlds = [*worlds, *(plainly_asked(w) for w in worlds)]
+        worlds = [*worlds, *(plainly_asked(w) for w in worlds),
+                  *(habitually_asked(w) for w in worlds)]
     x_all = np.vstack([w.x for w in worlds])
     y_all = np.concatenate([w.y for w in worlds])
     stage1 = fit_booster(x_all, y_all, FEATURES)
