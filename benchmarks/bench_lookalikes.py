@@ -32,11 +32,10 @@ world: recall and FPR, to show the look-alikes cost the campaigns nothing. Resul
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
@@ -44,13 +43,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from antidistill import corpora
 from quality_common import model_digest, parser, previous_results, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "lookalikes.json"
-CORPORA = ROOT / "src" / "antidistill" / "data" / "corpora"
 
 JUDGE = ("[Instruction]\nPlease act as an impartial judge and evaluate the quality of the "
          "response provided by an AI assistant to the user question displayed below. Your "
@@ -83,11 +83,6 @@ CODE_ASKS = ("Review this function and point out bugs:\n\n{q}", "Write unit test
              "Explain what this code does:\n{q}")
 
 
-def _load(name: str) -> list[dict[str, Any]]:
-    with gzip.open(CORPORA / f"{name}.jsonl.gz", "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
-
-
 class Lookalikes:
     """Rows of the look-alike accounts over ``days`` days from ``t0`` (schema v1 dicts)."""
 
@@ -96,12 +91,15 @@ class Lookalikes:
         self.rng = np.random.default_rng(seed)
         self.rows: list[dict[str, Any]] = []
         self.groups: dict[str, str] = {}
-        self.mt, self.arena = _load("mt_bench"), _load("arena_hard_v01")
-        self.gsm, self.he = _load("gsm8k_train"), _load("humaneval")
-        self.hh = [h["chosen"] for h in _load("hh_harmless_test")]
+        self.mt = [(p.text, *p.turns) for p in corpora.load("mt_bench")]
+        self.arena = [p.text for p in corpora.load("arena_hard")]
+        self.gsm = [p.text for p in corpora.load("gsm8k")]
+        self.he = [p.text for p in corpora.load("humaneval")]
+        self.asks = [p.text for p in corpora.load("hh_harmless")]  # each chat's first ask
+        self.hh = [r["chosen"] for r in corpora.records("hh_harmless")]
 
     def human(self, i: int) -> str:
-        return self.hh[i % len(self.hh)].split("\n\nHuman: ")[1].split("\n\nAssistant:")[0]
+        return self.asks[i % len(self.asks)]
 
     def answer(self, i: int) -> str:
         return self.hh[i % len(self.hh)].split("\n\nAssistant: ")[1].split("\n\nHuman:")[0]
@@ -111,7 +109,7 @@ class Lookalikes:
         h = int(hashlib.sha256(acct.encode()).hexdigest()[:8], 16)
         return self.t0 - timedelta(days=60 + h % 840, seconds=h % 86400)
 
-    def pick(self, items: list[Any]) -> Any:
+    def pick(self, items: Sequence[Any]) -> Any:
         return items[int(self.rng.integers(0, len(items)))]
 
     def add(self, group: str, acct: str, ts: datetime, prompt: str, **kw: Any) -> None:
@@ -152,8 +150,8 @@ class Lookalikes:
             for d in range(self.days):
                 for t in self.hours(d, int(self.rng.poisson(12)), h0=8, h1=23):
                     u = self.rng.random()
-                    q = (self.pick(self.arena)["prompt"] if u < 0.5 else
-                         self.pick(self.gsm)["question"] if u < 0.8 else
+                    q = (self.pick(self.arena) if u < 0.5 else
+                         self.pick(self.gsm) if u < 0.8 else
                          self.human(int(self.rng.integers(0, 2000))))
                     self.add("cot_habit", acct, t, style.format(q=q), ip=f"73.{40 + k}.12.7",
                              asn=7922, client_fp="chat-web", verified=False)
@@ -163,8 +161,8 @@ class Lookalikes:
             acct, style = f"acct_look_power{k}", HABITS[(k + 1) % len(HABITS)]
             for d in range(self.days):
                 for t in self.hours(d, int(self.rng.poisson(30)), h0=7, h1=24):
-                    q = (self.pick(self.arena)["prompt"] if self.rng.random() < 0.6
-                         else self.pick(self.gsm)["question"])
+                    q = (self.pick(self.arena) if self.rng.random() < 0.6
+                         else self.pick(self.gsm))
                     model = "atlas-3" if k < 2 or self.rng.random() < 0.7 else "atlas-3-mini"
                     self.add("cot_power", acct, t, style.format(q=q), model=model,
                              ip=f"24.{60 + k}.3.{int(self.rng.integers(1, 3))}", asn=7018,
@@ -176,7 +174,7 @@ class Lookalikes:
             start = self.t0 + timedelta(days=float(self.rng.uniform(0.5, self.days - 1)))
             gaps = np.cumsum(self.rng.exponential(0.5, 960))
             for i, g in enumerate(gaps):
-                q = self.mt[i % len(self.mt)]["turns"][(i // len(self.mt)) % 2]
+                q = self.mt[i % len(self.mt)][(i // len(self.mt)) % 2]
                 self.add("judge_lab", acct, start + timedelta(seconds=float(g)),
                          JUDGE.format(q=q, a=self.answer(7 * i + k)), org_id=f"org_lab{k}",
                          account_type="research", temperature=0.0, max_tokens=2048,
@@ -184,7 +182,7 @@ class Lookalikes:
                          client_fp="python-requests/2.31")
             for d in range(self.days):
                 for t in self.hours(d, int(self.rng.poisson(4))):
-                    self.add("judge_lab", acct, t, self.pick(self.arena)["prompt"],
+                    self.add("judge_lab", acct, t, self.pick(self.arena),
                              org_id=f"org_lab{k}", account_type="research",
                              ip=f"128.32.{k}.9", asn=25, client_fp="chat-web")
 
@@ -216,7 +214,7 @@ class Lookalikes:
                 if (self.t0 + timedelta(days=d)).weekday() >= 5:
                     continue
                 for t in self.hours(d, int(self.rng.poisson(40)), tz=-5 if k % 2 else 1):
-                    ask = self.pick(list(CODE_ASKS)).format(q=self.pick(self.he)["prompt"])
+                    ask = self.pick(CODE_ASKS).format(q=self.pick(self.he))
                     self.add("sdk_dev", f"acct_look_dev{k}", t, ask, org_id=f"org_dev{k}",
                              account_type="startup", max_tokens=4096, temperature=0.2,
                              ip=f"98.{k}.77.{int(self.rng.integers(1, 4))}", asn=7922,
@@ -228,14 +226,13 @@ class Lookalikes:
                 for tz in (-8.0, 1.0, 8.0):
                     for t in self.hours(d, int(self.rng.poisson(25)), tz=tz):
                         u = self.rng.random()
-                        q = (self.pick(self.arena)["prompt"] if u < 0.5 else
+                        q = (self.pick(self.arena) if u < 0.5 else
                              self.human(int(self.rng.integers(0, 2000))) if u < 0.8 else
-                             self.pick(self.gsm)["question"] + " Explain step by step.")
+                             self.pick(self.gsm) + " Explain step by step.")
                         self.add("shared_key", f"acct_look_shared{k}", t, q,
                                  org_id=f"org_shared{k}", account_type="team",
                                  ip=f"{60 + int(tz)}.1.{k}.9", asn=3356,
                                  client_fp="node-sdk/4.72.0")
-
 
     def teacher_rubric(self) -> None:
         for k in range(3):
@@ -263,9 +260,8 @@ def lookalike_log(world_log: Path, out: Path, *, seed: int, reasoning: bool) -> 
     """Write the look-alikes over the world's days to ``out``; return account -> group."""
     from antidistill.schema import EXCHANGE_SCHEMA
 
-    ts = pq.read_table(world_log, columns=["ts"]).column("ts")
-    first = min(ts.to_pylist())
-    last = max(ts.to_pylist())
+    span = pc.min_max(pq.read_table(world_log, columns=["ts"]).column("ts")).as_py()
+    first, last = span["min"], span["max"]
     t0 = datetime(first.year, first.month, first.day, tzinfo=UTC)
     days = max(1, (last - t0).days)
     look = Lookalikes(t0, days, seed, reasoning)

@@ -40,7 +40,9 @@ class Prompt:
     turns: tuple[str, ...] = ()  # follow-up user turns, where the corpus has them
 
 
-def _rows(name: str) -> list[dict[str, Any]]:
+def records(name: str) -> list[dict[str, Any]]:
+    """The raw JSON records of one corpus, in file order (fields as the source publishes them,
+    e.g. whole ``chosen`` transcripts of ``hh_harmless``; :func:`load` keeps only prompts)."""
     ref = resources.files("antidistill") / "data" / "corpora" / FILES[name]
     with ref.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -76,7 +78,7 @@ def load(name: str) -> tuple[Prompt, ...]:
     if name not in FILES:
         raise KeyError(f"unknown corpus {name!r}; known: {', '.join(FILES)}")
     out: list[Prompt] = []
-    for row in _rows(name):
+    for row in records(name):
         if name == "arena_hard":
             out.append(Prompt(row["prompt"], name, "chat"))
         elif name == "mt_bench":

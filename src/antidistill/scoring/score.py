@@ -65,9 +65,9 @@ def flag_rule(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
 
 def solo_sentences(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
                    n_harvest_like: np.ndarray, flagged: np.ndarray) -> dict[int, str]:
-    """What the solo rule of :func:`flag_rule` decided, as a sentence, for each account at or
-    above ``threshold`` in no cluster (by row): the score alone does not say why such an
-    account is, or is not, flagged."""
+    """What the solo rule of :func:`flag_rule` decided, as a sentence, for each account above
+    ``threshold`` in no cluster (by row): the score alone does not say why such an account is,
+    or is not, flagged."""
     out: dict[int, str] = {}
     needed = (f"{MIN_SOLO_HARVEST} needed, or {MIN_SOLO_HARVEST_CERTAIN} at risk >= "
               f"{CERTAIN_RISK:g}")

@@ -48,11 +48,18 @@ def _stage2_matrix(world: WorldData, p1: np.ndarray) -> np.ndarray:
     return np.hstack([world.x, c])
 
 
+def _reworded(world: WorldData, rows: np.ndarray, columns: np.ndarray,
+              values: np.ndarray | float, suffix: str) -> WorldData:
+    """A copy of ``world`` with ``columns`` of ``rows`` set to ``values``, in ``world``'s group
+    (held out together with it)."""
+    x = np.array(world.x, dtype=np.float64, copy=True)
+    x[np.ix_(rows, columns)] = values
+    return replace(world, name=f"{world.name}-{suffix}", x=x, group=world.group or world.name)
+
+
 def plainly_asked(world: WorldData) -> WorldData:
     """The world as if every campaign account had asked plainly (wording features zeroed)."""
-    x = np.array(world.x, dtype=np.float64, copy=True)
-    x[np.ix_(world.y > 0, _WORDING_IDX)] = 0.0
-    return replace(world, name=f"{world.name}-plain", x=x, group=world.group or world.name)
+    return _reworded(world, world.y > 0, _WORDING_IDX, 0.0, "plain")
 
 
 #: what a habitual step-by-step user's wording features look like (every request asks for it)
@@ -69,10 +76,7 @@ def habitually_asked(world: WorldData) -> WorldData:
     Only the wording features change; the harvest-like counts, which also need a hard problem,
     keep their values (an approximation: a multi-turn hard request would become harvest-like).
     """
-    x = np.array(world.x, dtype=np.float64, copy=True)
-    rows = np.flatnonzero(world.y == 0)
-    x[np.ix_(rows, _HABIT_IDX)] = _HABIT_VALUES
-    return replace(world, name=f"{world.name}-habit", x=x, group=world.group or world.name)
+    return _reworded(world, world.y == 0, _HABIT_IDX, _HABIT_VALUES, "habit")
 
 
 def train(worlds: list[WorldData], calibration: WorldData, *,
