@@ -18,7 +18,8 @@ def _ex(con, rows):  # type: ignore[no-untyped-def]
     con.register("_r", pa.Table.from_pylist(rows))
     con.execute("""CREATE OR REPLACE TABLE ex AS SELECT account_id, ts, model, pathway,
       'reasoning' AS capability, 0.9::FLOAT AS p_cot, 0.0::FLOAT AS p_rubric,
-      0.0::FLOAT AS p_rewrite, 1 AS n_messages, 0 AS n_tools, NULL::UBIGINT AS template_hash
+      0.0::FLOAT AS p_rewrite, 1 AS n_messages, 0 AS n_tools, NULL::UBIGINT AS template_hash,
+      NULL::UBIGINT AS content_hash
       FROM _r""")
 
 

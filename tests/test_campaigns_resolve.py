@@ -137,12 +137,16 @@ def test_only_flagged_accounts_get_a_campaign() -> None:
 def test_template_usage_keeps_only_scaffolds_no_unflagged_account_used(tmp_path: Path) -> None:
     con = connect(tmp_path)
     con.execute("""CREATE TABLE ex AS SELECT * FROM (VALUES
-      ('x0', 1::UBIGINT), ('x1', 1), ('x0', 2), ('u', 2), ('x1', 3), ('x1', 3), ('u', NULL))
-      t(account_id, template_hash)""")
+      ('x0', 1::UBIGINT, 10::UBIGINT), ('x1', 1, 10), ('x0', 2, 11), ('u', 2, 12),
+      ('x1', 3, 13), ('x1', 3, 14), ('u', NULL, 15), ('x0', 4, 16), ('x1', 4, 17))
+      t(account_id, template_hash, content_hash)""")
     usage = template_usage(con, ["x0", "x1"])
     assert sorted(zip(usage.column("account_id").to_pylist(),
-                      usage.column("template_hash").to_pylist(), strict=True)) == [
-        ("x0", 1), ("x1", 1), ("x1", 3)]
+                      usage.column("template_hash").to_pylist(),
+                      usage.column("diversity").to_pylist(), strict=True)) == [
+        # template 1: both sent the same text (one content, two users); 3 and 4 wrap an item
+        # per request (at most one per user counts)
+        ("x0", 1, 0.5), ("x0", 4, 1.0), ("x1", 1, 0.5), ("x1", 3, 1.0), ("x1", 4, 1.0)]
 
 
 def _infra(rows: dict[str, list[tuple[str, int]]]) -> pa.Table:
@@ -307,6 +311,29 @@ def test_content_units_sparsify_big_templates_within_the_pair_budget(
     assert len({group[a] for a in xs}) == 1 and len({group[a] for a in ys}) == 1
     assert group["x0"][0] != group["y0"][0] and group["x0"][1] != group["y0"][1]
     assert group["z"] == (-1, -1)  # its one template has no other user
+
+
+def test_items_two_operations_sent_word_for_word_do_not_fuse_them() -> None:
+    """Both operations send public items under one stock instruction, word for word (at scale
+    the extraction takes each such prompt for a template): 80 items, each sent by two accounts
+    of each. Their own scaffolds wrap the items each splits. Weighted by diversity (one text,
+    four users: 1/4), the shared items stop outweighing each operation's own scaffolds."""
+    import antidistill.campaigns.resolve as resolve_module
+
+    xs, ys, usage = _two_operations_without_infrastructure()
+    rng = np.random.default_rng(0)
+    for t in range(80):
+        for a in [*rng.choice(xs, 2, replace=False), *rng.choice(ys, 2, replace=False)]:
+            usage[str(a)].append(1000 + t)
+    names = sorted(usage)
+    table = _usage(usage)
+    diversity = [0.25 if t >= 1000 else 1.0 for t in table.column("template_hash").to_pylist()]
+    weighted = table.append_column("diversity", pa.array(diversity, pa.float64()))
+    plain = dict(zip(names, resolve_module.content_units(names, table), strict=True))
+    assert {plain[a] for a in xs} & {plain[a] for a in ys}  # unweighted, they mix
+    units = dict(zip(names, resolve_module.content_units(names, weighted), strict=True))
+    assert len({units[a] for a in xs}) == 1 and len({units[a] for a in ys}) == 1
+    assert units["x0"] != units["y0"]
 
 
 def test_accounts_without_shared_scaffolds_keep_their_cluster_part() -> None:

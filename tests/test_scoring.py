@@ -226,7 +226,8 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
     in_cluster = np.array([False, False, False, False, True, True, False, True])
     n_harvest = np.array([MIN_SOLO_HARVEST, MIN_SOLO_HARVEST - 1, MIN_SOLO_HARVEST_CERTAIN,
                           MIN_SOLO_HARVEST_CERTAIN - 1, 0, 50, np.nan, 50])
-    assert flag_rule(risk, 0.5, in_cluster, n_harvest).tolist() == [
+    own = np.full(len(risk), 0.9)
+    assert flag_rule(risk, 0.5, in_cluster, n_harvest, own).tolist() == [
         True,   # alone, dataset-scale
         False,  # alone, too little and the model is not certain
         True,   # alone, near-certain with half as many
@@ -238,18 +239,40 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
     ]
 
 
-def test_the_solo_rule_explains_itself() -> None:
-    from antidistill.scoring.score import flag_rule, solo_sentences
+def test_peers_alone_do_not_flag_an_account() -> None:
+    """Association is not evidence: a customer linked into a hydra's cluster (a shared office
+    address, a public scaffold) whose own traffic scores low stays unflagged, however high the
+    peers carry its risk; the linked seat whose own traffic looks like harvesting is flagged."""
+    from antidistill.scoring.score import MIN_OWN_SCORE, flag_rule
 
-    risk = np.array([0.95, 0.6, 0.7, 0.95, 0.3])
-    in_cluster = np.array([False, False, False, True, False])
-    n_harvest = np.array([6, 40, 7, 2, 50])
-    flagged = flag_rule(risk, 0.5, in_cluster, n_harvest)
-    said = solo_sentences(risk, 0.5, in_cluster, n_harvest, flagged)
-    assert sorted(said) == [0, 1, 2]  # linked or under the threshold: the score says it all
+    risk = np.array([1.0, 1.0, 1.0, 0.95])
+    in_cluster = np.array([True, True, True, False])
+    n_harvest = np.array([15, 3, 15, 40])
+    own = np.array([0.02, MIN_OWN_SCORE, np.nan, 0.05])
+    assert flag_rule(risk, 0.5, in_cluster, n_harvest, own).tolist() == [
+        False,  # the peers' scores alone
+        True,   # a quiet seat whose few requests look like harvesting
+        False,  # unknown own score is no evidence
+        False,  # alone, and its own traffic scores low
+    ]
+
+
+def test_the_rules_explain_themselves() -> None:
+    from antidistill.scoring.score import flag_rule, rule_sentences
+
+    risk = np.array([0.95, 0.6, 0.7, 0.95, 0.3, 0.99])
+    in_cluster = np.array([False, False, False, True, False, True])
+    n_harvest = np.array([6, 40, 7, 2, 50, 15])
+    own = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.02])
+    flagged = flag_rule(risk, 0.5, in_cluster, n_harvest, own)
+    said = rule_sentences(risk, 0.5, in_cluster, n_harvest, own, flagged)
+    # linked and flagged, or under the threshold: the score says it all
+    assert sorted(said) == [0, 1, 2, 5]
     rule = "(10 needed, or 5 at risk >= 0.9)"
     assert said[0] == ("linked to no other account: flagged on its own 6 harvest-like "
                        f"requests {rule}")
     assert said[1].startswith("linked to no other account: flagged on its own 40 ")
     assert said[2] == ("not flagged: linked to no other account and only 7 harvest-like "
                        f"requests {rule}")
+    assert said[5] == ("not flagged: its own requests score 0.02 on their own (0.1 needed); "
+                       "only its cluster's peers point to harvesting")

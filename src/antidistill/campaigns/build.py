@@ -72,17 +72,29 @@ def build_campaigns(
 
 
 def template_usage(con: duckdb.DuckDBPyConnection, flagged: list[str]) -> pa.Table:
-    """(account_id, template_hash) for templates used by flagged accounts only."""
+    """(account_id, template_hash, diversity) for templates used by flagged accounts only.
+
+    ``diversity``: the template's distinct contents per user, at most 1. A pipeline's scaffold
+    wraps the many items its accounts split (about 1); a prompt that hundreds of accounts sent
+    word for word (a public dataset item under a stock instruction, which at that count the
+    scaffold extraction takes for a template) is near 0: an item two operations can share.
+    """
     if not flagged:
         return pa.table({"account_id": pa.array([], pa.string()),
-                         "template_hash": pa.array([], pa.uint64())})
+                         "template_hash": pa.array([], pa.uint64()),
+                         "diversity": pa.array([], pa.float64())})
     con.register("_flag", pa.table({"account_id": flagged}))
     usage = con.sql("""
       WITH u AS (SELECT DISTINCT template_hash, account_id FROM ex
-                 WHERE template_hash IS NOT NULL)
-      SELECT u.account_id, u.template_hash FROM u WHERE u.template_hash IN (
-        SELECT template_hash FROM u LEFT JOIN _flag f USING (account_id)
-        GROUP BY 1 HAVING bool_and(f.account_id IS NOT NULL))
+                 WHERE template_hash IS NOT NULL),
+      private AS (SELECT template_hash FROM u LEFT JOIN _flag f USING (account_id)
+                  GROUP BY 1 HAVING bool_and(f.account_id IS NOT NULL)),
+      d AS (SELECT template_hash,
+                   least(1.0, count(DISTINCT content_hash) / count(DISTINCT account_id))
+                     AS diversity
+            FROM ex WHERE template_hash IN (SELECT template_hash FROM private) GROUP BY 1)
+      SELECT u.account_id, u.template_hash, d.diversity::DOUBLE AS diversity
+      FROM u JOIN d USING (template_hash)
       ORDER BY 2, 1
     """).to_arrow_table()
     con.unregister("_flag")

@@ -272,10 +272,15 @@ def _content_first(content: np.ndarray, clusters: np.ndarray) -> np.ndarray:
 def content_units(names: list[str], usage: pa.Table) -> np.ndarray:
     """Communities of flagged accounts that send the same private templates (-1: shares none).
 
-    ``usage`` holds (account_id, template_hash) for templates no unflagged account sent. Each
-    template used by ``n`` of ``names`` links its users with weight ``1 / (n - 1)`` per pair:
-    one unit per account in all, so a scaffold every account of a big hydra sends weighs no
-    more than a prompt two accounts split. Leiden on that graph (:func:`communities`). Should
+    ``usage`` holds (account_id, template_hash[, diversity]) for templates no unflagged account
+    sent. Each template used by ``n`` of ``names`` links its users with weight ``1 / (n - 1)``
+    per pair: one unit per account in all, so a scaffold every account of a big hydra sends
+    weighs no more than a prompt two accounts split. The unit is scaled by the template's
+    ``diversity`` (distinct contents per user, see ``campaigns.build.template_usage``): one
+    public item that hundreds of accounts of two operations sent word for word is not a
+    scaffold either owns (the 4M-exchange world's four-column log: the agentic and the hydra
+    campaign both sent HumanEval's 164 problems under the same stock instructions, and the
+    communities fused them). Leiden on that graph (:func:`communities`). Should
     the cliques exceed :data:`COUSE_PAIR_BUDGET` pairs, each user of a big template links to its
     ``k`` next users along a hashed ring instead (``k`` the largest that fits; still one unit
     per account).
@@ -283,11 +288,13 @@ def content_units(names: list[str], usage: pa.Table) -> np.ndarray:
     unit = np.full(len(names), -1, dtype=np.int64)
     idx = _index(usage.column("account_id"), names)
     tmpl = np.asarray(usage.column("template_hash").to_numpy(zero_copy_only=False))
+    div = (np.asarray(usage.column("diversity").to_numpy(zero_copy_only=False), dtype=np.float64)
+           if "diversity" in usage.column_names else np.ones(len(tmpl)))
     keep = idx >= 0
-    idx, tmpl = idx[keep], tmpl[keep]
+    idx, tmpl, div = idx[keep], tmpl[keep], div[keep]
     # users of each template in a hashed order (not by account name: no artificial locality)
     order = np.lexsort((combine(tmpl.astype(np.uint64), idx.astype(np.uint64)), tmpl))
-    idx, tmpl = idx[order], tmpl[order]
+    idx, tmpl, div = idx[order], tmpl[order], div[order]
     if not len(tmpl):
         return unit
     starts = np.flatnonzero(np.r_[True, tmpl[1:] != tmpl[:-1]])
@@ -298,6 +305,7 @@ def content_units(names: list[str], usage: pa.Table) -> np.ndarray:
     # rows by reach, descending: the rows linking at offset d are a prefix
     by_reach = np.argsort(-reach, kind="stable")
     idx_r, size_r, first_r = idx[by_reach], size[by_reach], first[by_reach]
+    div_r = div[by_reach]
     pos_r, reach_r = (np.arange(len(tmpl)) - first)[by_reach], reach[by_reach]
     n_at = np.searchsorted(-reach_r, -np.arange(1, int(reach.max(initial=0)) + 1),
                            side="right")  # rows with reach >= d
@@ -307,7 +315,7 @@ def content_units(names: list[str], usage: pa.Table) -> np.ndarray:
     cols = np.concatenate([idx[first_r[:m] + (pos_r[:m] + d) % size_r[:m]]
                            for d, m in enumerate(n_at, start=1)])
     # each unordered pair of a full clique is met twice (offsets d and n - d)
-    weights = np.concatenate([0.5 / reach_r[:m] for m in n_at])
+    weights = np.concatenate([0.5 * div_r[:m] / reach_r[:m] for m in n_at])
     lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
     pairs = sparse.coo_matrix((weights, (lo, hi)), shape=(len(names),) * 2).tocsr().tocoo()
     del rows, cols, weights, lo, hi

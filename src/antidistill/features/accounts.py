@@ -23,10 +23,17 @@ CAPABILITY_COLUMNS = (
 )
 
 #: Feature columns fed to the scorer, in a fixed order (the model file stores the same list).
-#: Left out on purpose, though ``accounts.parquet`` keeps them for analysts: how many models an
-#: account used (simulated ordinary users always mix two or three, real ones often pin one, so
-#: the scorer learnt "one model = harvest") and whether it sits in an org (free to create; the
-#: scorer learnt "in an org = legitimate" because no simulated campaign ever made one).
+#: Left out on purpose, though ``accounts.parquet`` keeps what they are built on for analysts:
+#: - how many models an account used (simulated ordinary users always mix two or three, real ones
+#:   often pin one, so the scorer learnt "one model = harvest");
+#: - whether it sits in an org (free to create; the scorer learnt "in an org = legitimate"
+#:   because no simulated campaign ever made one);
+#: - the share of distinct problems among its hard requests (``n_distinct_hard`` /
+#:   ``n_harvest_like``): harvesters often sample a problem several times, or under several
+#:   wrappers, for more traces, and ordinary users retry; the simulated campaigns never repeated
+#:   until their datasets ran out at scale, so the scorer learnt "a repeat = legitimate".
+#: ``content_crowd`` is scale-free: the mean log *share* of the log's accounts that sent the same
+#: content (the mean log count grew by ln 10 in a log of 10x the accounts, legitimate or not).
 FEATURES: tuple[str, ...] = (
     "log_exchanges", "active_days", "active_hours", "log_rate_per_active_hour",
     *(f"share_{c}" for c in CAPABILITY_COLUMNS),
@@ -41,7 +48,7 @@ FEATURES: tuple[str, ...] = (
     "share_not_ok", "log_ips", "log_client_fps", "max_payment_sharers", "max_ip_sharers",
     # dilution-robust volumes: mixing ordinary chat into an account lowers every share above but
     # not how much hard, distinct, long-output material it collected
-    "log_harvest_like", "log_distinct_hard", "hard_distinct_ratio", "log_harvest_output",
+    "log_harvest_like", "log_distinct_hard", "log_harvest_output",
 )
 
 ACCOUNT_TYPE_CODES = {
@@ -216,7 +223,9 @@ def build_account_features(
       FROM ex GROUP BY account_id
     ),
     crowd AS (
-      SELECT e.account_id, avg(ln(c.n_acc)) AS content_crowd, count(*) AS n_distinct_content
+      SELECT e.account_id, exp(avg(ln(c.n_acc))) AS content_askers,
+        avg(ln(c.n_acc)) - ln((SELECT count(DISTINCT account_id) FROM _ac)) AS content_crowd,
+        count(*) AS n_distinct_content
       FROM _ac e JOIN _content_crowd c USING (content_hash) GROUP BY e.account_id
     ),
     activity AS (
@@ -265,6 +274,7 @@ def build_account_features(
       coalesce(crowd.n_distinct_content, 0) AS n_distinct_content,
       _distinct.n_ips, _distinct.n_client_fps, _distinct.n_models,
       coalesce(crowd.content_crowd, 0) AS content_crowd,
+      coalesce(crowd.content_askers, 1) AS content_askers,
       coalesce(tpl.top_template_share, 1) AS top_template_share,
       coalesce(tpl.template_specificity, 0) AS template_specificity,
       coalesce(sharers.max_payment_sharers, 0) AS max_payment_sharers,
@@ -351,7 +361,6 @@ def derive(raw: pa.Table, *, window_start: object = None,
     n_hard = col("n_harvest_like")
     feats["log_harvest_like"] = np.log10(np.maximum(n_hard, 1))
     feats["log_distinct_hard"] = np.log10(np.maximum(col("n_distinct_hard"), 1))
-    feats["hard_distinct_ratio"] = col("n_distinct_hard") / np.maximum(n_hard, 1)
     feats["log_harvest_output"] = np.log10(np.maximum(col("harvest_output_tokens"), 1))
     feats["log_ips"] = np.log10(np.maximum(col("n_ips"), 1))
     feats["log_client_fps"] = np.log10(np.maximum(col("n_client_fps"), 1))

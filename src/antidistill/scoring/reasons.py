@@ -59,9 +59,6 @@ SENTENCES: dict[str, Callable[[Row], str]] = {
         f"{_n(r.get('n_harvest_like'))} hard single-turn or elicitation requests in the window"),
     "log_distinct_hard": lambda r: (
         f"{_n(r.get('n_distinct_hard'))} distinct hard problems asked: dataset-scale coverage"),
-    "hard_distinct_ratio": lambda r: (
-        f"{_n(r.get('n_distinct_hard'))} distinct problems in {_n(r.get('n_harvest_like'))} hard "
-        "requests (almost no repeats)"),
     "log_harvest_output": lambda r: (
         f"{_n(r.get('harvest_output_tokens'))} output tokens collected on hard requests"),
     "log_rate_per_active_hour": lambda r: (
@@ -91,8 +88,10 @@ SENTENCES: dict[str, Callable[[Row], str]] = {
                            else "account is verified"),
     "pathway_code": lambda r: f"traffic arrives via {r.get('pathway') or 'an unknown pathway'}",
     "content_crowd": lambda r: (
-        "its problems are asked by no other account" if float(r.get("content_crowd") or 0) < 0.1
-        else "its problems are also asked by other accounts"),
+        "its problems are asked by no other account"
+        if float(r.get("content_askers") or 1) < 1.1
+        else f"each of its prompts is also sent by {float(r.get('content_askers') or 1):,.1f} "
+        "accounts (geometric mean)"),
     "template_specificity": lambda r: (
         "its prompt templates are specific "
         f"(specificity {float(r.get('template_specificity') or 0):.2f})"),
