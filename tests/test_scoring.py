@@ -274,5 +274,5 @@ def test_the_rules_explain_themselves() -> None:
     assert said[1].startswith("linked to no other account: flagged on its own 40 ")
     assert said[2] == ("not flagged: linked to no other account and only 7 harvest-like "
                        f"requests {rule}")
-    assert said[5] == ("not flagged: its own requests score 0.02 on their own (0.1 needed); "
+    assert said[5] == ("not flagged: its own requests score 0.02 (0.1 needed); "
                        "only its cluster's peers point to harvesting")

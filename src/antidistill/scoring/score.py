@@ -84,7 +84,7 @@ def rule_sentences(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
     for i in np.flatnonzero(risk > threshold).tolist():
         n = int(np.nan_to_num(float(n_harvest_like[i])))
         if own[i] < MIN_OWN_SCORE:
-            out[i] = (f"not flagged: its own requests score {own[i]:.2f} on their own "
+            out[i] = (f"not flagged: its own requests score {own[i]:.2f} "
                       f"({MIN_OWN_SCORE:g} needed)"
                       + ("; only its cluster's peers point to harvesting" if in_cluster[i]
                          else ""))
