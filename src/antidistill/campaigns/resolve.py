@@ -39,8 +39,10 @@ method), and without system prompts two operations' generic wrappers look privat
 through a shared proxy supplier. There step 1's units are the communities of the flagged
 accounts' *private-scaffold co-use* graph (:func:`content_units`) instead: two accounts are
 linked by the templates that both sent and that no unflagged account ever sent, each template
-spreading one unit of weight over its users. Two operations that harvest one public dataset share
-many such prompts, but each shares more with its own accounts, so modularity keeps them apart.
+spreading one unit of weight over its users, scaled by its diversity (a prompt many accounts
+sent word for word is an item two operations share, not a scaffold). Two operations that
+harvest one public dataset share many such prompts, but each shares more with its own accounts,
+so modularity keeps them apart.
 Accounts that share no private template keep their cluster part; steps 2 and 3 follow (step 2
 only when the log has some infrastructure column: otherwise timing is the only channel beside
 the content the communities have weighed already). Full logs do not take this path: where the
