@@ -21,6 +21,8 @@ are never touched here, so choices made with this script do not tune on them):
   record them would write them; recall and FPR of the full model on each.
 
 Legitimate FPR is reported overall and for every legitimate population, for the full model.
+Accounts are flagged as detection flags them (``scoring.score.flag_rule``: above the threshold,
+with the solo and neighbour rules; before 2026-12-02 the bare ``risk >= threshold``).
 Results go to ``benchmarks/results/generalisation.json``, one entry per configuration.
 """
 
@@ -70,6 +72,9 @@ def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
     """Recall per campaign (account and exchange-weighted) and FPR per legit population;
     ``blind``: with the campaign accounts' wording features zeroed; ``condition``: the
     worlds are column-blind copies, calibrated as detection would calibrate them."""
+    from antidistill.features.accounts import FEATURES
+    from antidistill.scoring.model import CLUSTER_FEATURES, cluster_features
+    from antidistill.scoring.score import flag_rule
     from antidistill.scoring.train import plainly_asked, world_risk
 
     hit: dict[str, list[float]] = {}
@@ -77,8 +82,15 @@ def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
     for wd, labels in evals:
         camp = np.array([labels.get(a, {}).get("campaign") or "" for a in wd.accounts])
         pop = np.array([labels.get(a, {}).get("population") or "" for a in wd.accounts])
-        flagged = world_risk(model, plainly_asked(wd) if blind else wd,
-                             condition) >= model.threshold
+        seen = plainly_asked(wd) if blind else wd
+        # detection's decision, not the bare threshold: the solo and own-evidence rules
+        in_cluster = np.array([a in wd.clustering.cluster_of for a in wd.accounts], dtype=bool)
+        n_harvest = np.rint(10 ** seen.x[:, FEATURES.index("log_harvest_like")])
+        own = model.own_score(seen.x)
+        peers = cluster_features(seen.accounts, own, seen.harvest, seen.n_exchanges,
+                                 seen.clustering)[:, CLUSTER_FEATURES.index("cluster_peer_mean")]
+        flagged = flag_rule(world_risk(model, seen, condition), model.threshold, in_cluster,
+                            n_harvest, own, peers)
         for c in CAMPAIGNS:
             if only is not None and c != only:
                 continue

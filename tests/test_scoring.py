@@ -226,8 +226,8 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
     in_cluster = np.array([False, False, False, False, True, True, False, True])
     n_harvest = np.array([MIN_SOLO_HARVEST, MIN_SOLO_HARVEST - 1, MIN_SOLO_HARVEST_CERTAIN,
                           MIN_SOLO_HARVEST_CERTAIN - 1, 0, 50, np.nan, 50])
-    own = np.full(len(risk), 0.9)
-    assert flag_rule(risk, 0.5, in_cluster, n_harvest, own).tolist() == [
+    own, peers = np.full(len(risk), 0.9), np.where(in_cluster, 0.9, 0.0)
+    assert flag_rule(risk, 0.5, in_cluster, n_harvest, own, peers).tolist() == [
         True,   # alone, dataset-scale
         False,  # alone, too little and the model is not certain
         True,   # alone, near-certain with half as many
@@ -239,21 +239,24 @@ def test_an_unlinked_account_needs_dataset_scale_evidence_unless_the_model_is_ce
     ]
 
 
-def test_peers_alone_do_not_flag_an_account() -> None:
-    """Association is not evidence: a customer linked into a hydra's cluster (a shared office
-    address, a public scaffold) whose own traffic scores low stays unflagged, however high the
-    peers carry its risk; the linked seat whose own traffic looks like harvesting is flagged."""
-    from antidistill.scoring.score import MIN_OWN_SCORE, flag_rule
+def test_a_neighbour_of_harvesting_peers_is_not_flagged() -> None:
+    """A customer linked into a hydra's cluster (a shared office address, a public scaffold)
+    whose own traffic scores low stays unflagged, however high its harvesting peers carry its
+    risk; a cluster whose members all look ordinary on their own is still flagged on its
+    coordination (a tactic the scorer never saw)."""
+    from antidistill.scoring.score import MIN_OWN_SCORE, PEER_HARVEST, flag_rule
 
-    risk = np.array([1.0, 1.0, 1.0, 0.95])
-    in_cluster = np.array([True, True, True, False])
-    n_harvest = np.array([15, 3, 15, 40])
-    own = np.array([0.02, MIN_OWN_SCORE, np.nan, 0.05])
-    assert flag_rule(risk, 0.5, in_cluster, n_harvest, own).tolist() == [
-        False,  # the peers' scores alone
+    risk = np.array([1.0, 1.0, 1.0, 0.9, 0.95])
+    in_cluster = np.array([True, True, True, True, False])
+    n_harvest = np.array([15, 3, 15, 40, 40])
+    own = np.array([0.02, MIN_OWN_SCORE, np.nan, 0.02, 0.05])
+    peers = np.array([0.99, 0.99, PEER_HARVEST, PEER_HARVEST - 0.01, 0.0])
+    assert flag_rule(risk, 0.5, in_cluster, n_harvest, own, peers).tolist() == [
+        False,  # a neighbour: its peers harvest, it does not
         True,   # a quiet seat whose few requests look like harvesting
-        False,  # unknown own score is no evidence
-        False,  # alone, and its own traffic scores low
+        False,  # unknown own score is no evidence beside harvesting peers
+        True,   # every member looks ordinary alone: the coordination is the evidence
+        True,   # alone: the solo rule decides, with dataset-scale harvesting
     ]
 
 
@@ -264,8 +267,9 @@ def test_the_rules_explain_themselves() -> None:
     in_cluster = np.array([False, False, False, True, False, True])
     n_harvest = np.array([6, 40, 7, 2, 50, 15])
     own = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.02])
-    flagged = flag_rule(risk, 0.5, in_cluster, n_harvest, own)
-    said = rule_sentences(risk, 0.5, in_cluster, n_harvest, own, flagged)
+    peers = np.array([0.0, 0.0, 0.0, 0.9, 0.0, 0.99])
+    flagged = flag_rule(risk, 0.5, in_cluster, n_harvest, own, peers)
+    said = rule_sentences(risk, 0.5, in_cluster, n_harvest, own, peers, flagged)
     # linked and flagged, or under the threshold: the score says it all
     assert sorted(said) == [0, 1, 2, 5]
     rule = "(10 needed, or 5 at risk >= 0.9)"
@@ -274,5 +278,6 @@ def test_the_rules_explain_themselves() -> None:
     assert said[1].startswith("linked to no other account: flagged on its own 40 ")
     assert said[2] == ("not flagged: linked to no other account and only 7 harvest-like "
                        f"requests {rule}")
-    assert said[5] == ("not flagged: its own requests score 0.02 (0.1 needed); "
-                       "only its cluster's peers point to harvesting")
+    assert said[5] == ("not flagged: its own requests score 0.02 (0.1 needed) against its "
+                       "cluster peers' 0.99: it looks like a neighbour of the harvesting "
+                       "accounts, not one of them")
