@@ -37,8 +37,8 @@ CERTAIN_RISK = 0.9
 #: peers 0.99, risk 0.5-1.0: 9 such accounts on the 4M, 16M and seed 7/204 logs), while no
 #: flagged campaign account on any benchmark world or replay step scored under 0.18 alone.
 #: A cluster whose members all look ordinary on their own is still flagged on its coordination:
-#: that is how a tactic the scorer never saw is caught (with one campaign kind left out of
-#: training, a floor on every account cut that kind's recall from 0.91 to 0.64).
+#: a tactic the scorer never saw looks ordinary account by account, and the coordination is then
+#: the evidence.
 MIN_OWN_SCORE = 0.1
 PEER_HARVEST = 0.5
 #: Reasons explain a risk: accounts calibrated below this get none (most legitimate accounts
