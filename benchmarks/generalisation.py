@@ -72,25 +72,15 @@ def evaluate(model: Any, evals: list[tuple[Any, dict[str, dict]]], *,
     """Recall per campaign (account and exchange-weighted) and FPR per legit population;
     ``blind``: with the campaign accounts' wording features zeroed; ``condition``: the
     worlds are column-blind copies, calibrated as detection would calibrate them."""
-    from antidistill.features.accounts import FEATURES
-    from antidistill.scoring.model import CLUSTER_FEATURES, cluster_features
-    from antidistill.scoring.score import flag_rule
-    from antidistill.scoring.train import plainly_asked, world_risk
+    from antidistill.scoring.train import plainly_asked, world_flags
 
     hit: dict[str, list[float]] = {}
     fp: dict[str, list[float]] = {}
     for wd, labels in evals:
         camp = np.array([labels.get(a, {}).get("campaign") or "" for a in wd.accounts])
         pop = np.array([labels.get(a, {}).get("population") or "" for a in wd.accounts])
-        seen = plainly_asked(wd) if blind else wd
-        # detection's decision, not the bare threshold: the solo and own-evidence rules
-        in_cluster = np.array([a in wd.clustering.cluster_of for a in wd.accounts], dtype=bool)
-        n_harvest = np.rint(10 ** seen.x[:, FEATURES.index("log_harvest_like")])
-        own = model.own_score(seen.x)
-        peers = cluster_features(seen.accounts, own, seen.harvest, seen.n_exchanges,
-                                 seen.clustering)[:, CLUSTER_FEATURES.index("cluster_peer_mean")]
-        flagged = flag_rule(world_risk(model, seen, condition), model.threshold, in_cluster,
-                            n_harvest, own, peers)
+        # detection's decision, not the bare threshold: the solo and neighbour rules
+        flagged = world_flags(model, plainly_asked(wd) if blind else wd, condition)
         for c in CAMPAIGNS:
             if only is not None and c != only:
                 continue
