@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import networkx as nx
@@ -24,6 +25,8 @@ from antidistill.scoring.train import (
     habitually_asked,
     plainly_asked,
     train,
+    worded_alike,
+    world_flags,
     world_risk,
 )
 from test_detect_world import detected, trained  # noqa: F401
@@ -48,6 +51,42 @@ def test_contributions_sum_to_raw_score(trained: dict) -> None:  # noqa: F811
     contrib = model.contributions(x2)
     raw = model.raw_score(x2)
     assert np.allclose(1 / (1 + np.exp(-contrib.sum(axis=1))), raw, atol=1e-6)
+
+
+def test_world_flags_flag_what_detect_flags(trained: dict, detected: Path) -> None:  # noqa: F811
+    """The benchmarks judge a model with ``world_flags`` on a prepared world; it must flag
+    exactly what ``detect`` flags on the same log with the same model, from the same inputs to
+    the decision rule (risk, cluster membership, harvest-like count, own and peer scores)."""
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from antidistill.scoring.score import flag_rule
+    from antidistill.scoring.train import world_risk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from train_scoring import world_data
+
+    world = world_data(trained["world"], "w4")
+    model = ScoringModel.load(trained["model"])
+    table = pq.read_table(detected / "accounts.parquet")
+    order = {a: i for i, a in enumerate(table.column("account_id").to_pylist())}
+    assert sorted(order) == sorted(world.accounts)
+    rows = np.array([order[a] for a in world.accounts])
+
+    def col(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False)[rows]
+
+    flags = world_flags(model, world)
+    assert flags.tolist() == col("flagged").tolist()
+    assert 0 < flags.sum() < len(flags)
+    assert np.allclose(world_risk(model, world), col("risk"), atol=1e-9)
+    assert np.array_equal(np.rint(world.harvest * world.n_exchanges), col("n_harvest_like"))
+    assert np.allclose(model.own_score(world.x), col("own_score"), atol=1e-6)
+    in_cluster = np.array([c is not None for c in col("cluster_id")])
+    again = flag_rule(col("risk"), model.threshold, in_cluster, col("n_harvest_like"),
+                      col("own_score"), col("cluster_peer_mean"))
+    assert again.tolist() == flags.tolist()
 
 
 def test_bad_model_files_fail_clearly(tmp_path: Path) -> None:
@@ -158,6 +197,22 @@ def test_habitually_asked_sets_wording_only_for_legitimate_accounts() -> None:
     assert habit.group == world.name and habit.name == "w-habit"
 
 
+def test_worded_alike_rewords_every_account_and_nothing_else() -> None:
+    world = _wording_world(1, "w")
+    wording = [FEATURES.index(f) for f in WORDING_FEATURES]
+    habit = [FEATURES.index(f) for f in HABIT_WORDING]
+    plain, always = worded_alike(world, habit=False), worded_alike(world, habit=True)
+    assert (plain.x[:, wording] == 0).all()
+    assert (always.x[:, habit] == 1).all()
+    untouched = [j for j in wording if j not in habit]
+    assert (always.x[:, untouched] == world.x[:, untouched]).all()
+    for copy, cols in ((plain, wording), (always, habit)):
+        other = [j for j in range(len(FEATURES)) if j not in cols]
+        assert (copy.x[:, other] == world.x[:, other]).all()
+        assert copy.group == world.name and (copy.y == world.y).all()
+    assert (world.x[world.y > 0][:, wording] == 1).all()  # the input is not modified
+
+
 def test_habit_copies_keep_wording_from_flagging_an_honest_habit() -> None:
     """Trained without the copies, a legitimate account that asks step by step every time
     scores as a campaign; with them its other evidence decides."""
@@ -182,6 +237,40 @@ def test_plainly_asked_copies_teach_the_evidence_behind_the_wording() -> None:
         assert model.meta["train_accounts"] == 800 * (3 if augment else 1)
     assert np.median(risk[False]) < 0.5
     assert (risk[True] >= 0.5).mean() > 0.95
+
+
+def test_asking_for_reasoning_every_time_does_not_lower_a_harvesters_score() -> None:
+    """Harvesters in training ask for reasoning on some requests, never all; an honest user
+    with the habit asks on all. Copies that reworded only one side taught "always asks" as
+    evidence of innocence (a harvester at share 1 scored 0.0, at 0.6 or 0 scored 1.0); with
+    every account of a copy worded alike, both extremes are left to the other evidence."""
+
+    def world(seed: int, name: str) -> WorldData:
+        rng = np.random.default_rng(seed)
+        n = 400
+        y = (np.arange(n) < 120).astype(np.float64)
+        x = rng.normal(0.0, 0.1, (n, len(FEATURES)))
+        for f in HABIT_WORDING:
+            x[:, FEATURES.index(f)] = np.where(y > 0, rng.uniform(0.3, 0.9, n),
+                                               rng.uniform(0.0, 0.1, n))
+        x[:, FEATURES.index("log_harvest_like")] = np.where(
+            y > 0, rng.normal(1.6, 0.4, n), rng.normal(1.0, 0.4, n))
+        return WorldData(name, [f"{name}-{i}" for i in range(n)], x, np.zeros(n), np.ones(n),
+                         Clustering(cluster_of={}, members={}, graph=nx.Graph()), y)
+
+    model = train([world(s, f"w{s}") for s in (1, 2)], world(3, "c"))
+    probe = world(4, "p")
+    pos = probe.y > 0
+    cols = [FEATURES.index(f) for f in HABIT_WORDING]
+    median = {}
+    for share in (0.0, 1.0):
+        x = probe.x.copy()
+        x[np.ix_(pos, cols)] = share
+        median[share] = float(np.median(world_risk(model, replace(probe, x=x))[pos]))
+    assert median[1.0] >= 0.5
+    assert abs(median[1.0] - median[0.0]) < 0.1
+    legit = habitually_asked(probe)
+    assert np.median(world_risk(model, legit)[probe.y == 0]) < 0.2
 
 
 def test_condition_of_names_the_blind_calibration() -> None:

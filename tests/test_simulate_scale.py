@@ -81,7 +81,8 @@ def test_evasion_mix_draws_varied_tactics_per_cell() -> None:
     from antidistill.simulate.world import _plan
 
     seen: dict[str, set[object]] = {k: set() for k in (
-        "ask", "target", "cover", "turns", "rotating", "pathway", "type", "mt", "fresh")}
+        "ask", "target", "cover", "turns", "deep", "system", "rotating", "pathway", "type", "mt",
+        "fresh")}
     for seed in range(1, 9):
         ctx, pops = _plan(seed, 7, 1.0, 1.0, "mix")
         r = pops[-1]
@@ -92,6 +93,8 @@ def test_evasion_mix_draws_varied_tactics_per_cell() -> None:
         seen["target"] |= set(r.target.tolist())
         seen["cover"] |= {bool(c > 0) for c in r.cover}
         seen["turns"] |= {bool(t < 1) for t in r.turns_p}
+        seen["deep"] |= {bool(t < 0.2) for t in r.turns_p}  # over 5 turns a session: agent loops
+        seen["system"] |= {bool(s >= 0) for s in r.system}  # a harness's system prompt
         seen["rotating"] |= {bool(t < ctx.end_us) for t in r.active_to}
         seen["mt"] |= {int(m) > 4096 for m in r.mt}
         cols = ctx.accounts.cols
@@ -104,7 +107,7 @@ def test_evasion_mix_draws_varied_tactics_per_cell() -> None:
     assert seen["ask"] == {0, 1, 2, 3} and seen["target"] == {0, 1, 2, 3}
     assert seen["pathway"] == {"direct", "cloud", "reseller"}
     assert {"individual", "edu", "research", "startup"} <= seen["type"]
-    for key in ("cover", "turns", "rotating", "mt", "fresh"):
+    for key in ("cover", "turns", "deep", "system", "rotating", "mt", "fresh"):
         assert seen[key] == {False, True}, key
 
 
@@ -116,7 +119,8 @@ def test_evasion_mix_cells_harvest_without_repeats(tmp_path: Path) -> None:
                 f"JOIN '{tmp_path / 'exchange_labels.parquet'}' USING (request_id) "
                 "WHERE campaign = 'R-randomized'")
     row = con.execute("SELECT count(*), count(DISTINCT account_id), count(DISTINCT prompt) "
-                      "FROM r WHERE is_attack AND n_messages = 1").fetchone()
+                      "FROM r WHERE is_attack AND n_messages = 1 + (system_prompt IS NOT NULL)::INT"
+                      ).fetchone()
     assert row is not None
     firsts, accounts, distinct = row
     assert accounts >= 12 and firsts > 100

@@ -60,7 +60,9 @@ def _reworded(world: WorldData, rows: np.ndarray, columns: np.ndarray,
 
 
 def plainly_asked(world: WorldData) -> WorldData:
-    """The world as if every campaign account had asked plainly (wording features zeroed)."""
+    """The world as if every campaign account had asked plainly (wording features zeroed): an
+    evaluation probe (``benchmarks/generalisation.py``); training rewords every account alike
+    (:func:`worded_alike`)."""
     return _reworded(world, world.y > 0, _WORDING_IDX, 0.0, "plain")
 
 
@@ -73,12 +75,30 @@ _HABIT_VALUES = np.array(list(HABIT_WORDING.values()))
 def habitually_asked(world: WorldData) -> WorldData:
     """The world as if every legitimate account asked for step-by-step reasoning every time.
 
-    The mirror of :func:`plainly_asked`: wording is free for an honest user too ("Let's think
-    step by step." on every question is a common habit), so no score may rest on it either way.
-    Only the wording features change; the harvest-like counts, which also need a hard problem,
-    keep their values (an approximation: a multi-turn hard request would become harvest-like).
+    The mirror of :func:`plainly_asked`, for evaluation: wording is free for an honest user too
+    ("Let's think step by step." on every question is a common habit). Only the wording
+    features change; the harvest-like counts, which also need a hard problem, keep their values
+    (an approximation: a multi-turn hard request would become harvest-like).
     """
     return _reworded(world, world.y == 0, _HABIT_IDX, _HABIT_VALUES, "habit")
+
+
+def worded_alike(world: WorldData, *, habit: bool) -> WorldData:
+    """A training copy of ``world`` in which *every* account is worded the same: all plainly
+    (wording features 0) or all habitually (:data:`HABIT_WORDING`).
+
+    In such a copy the wording carries no label, so the scorer learns what decides at either
+    extreme from the rest of the evidence. Copies that reworded one side only (campaign
+    accounts plain, legitimate ones habitual: :func:`plainly_asked`, :func:`habitually_asked`)
+    taught the opposite lie: "asks for reasoning every time" became evidence of an honest user,
+    and a harvester who did so scored lower for it (a left-out agentic campaign whose system
+    prompt asks for reasoning on every request: -2.1 log-odds from ``share_cot`` and
+    ``share_elicit``).
+    """
+    rows = np.ones(len(world.accounts), dtype=bool)
+    if habit:
+        return _reworded(world, rows, _HABIT_IDX, _HABIT_VALUES, "all-habit")
+    return _reworded(world, rows, _WORDING_IDX, 0.0, "all-plain")
 
 
 def train(worlds: list[WorldData], calibration: WorldData, *,
@@ -90,16 +110,16 @@ def train(worlds: list[WorldData], calibration: WorldData, *,
     ``{"usage": the calibration world without its usage columns}``, see
     :func:`~antidistill.scoring.model.condition_of`).
 
-    ``augment`` adds each world twice more, as :func:`plainly_asked` and as
-    :func:`habitually_asked`, so that no score rests on wording alone, either way: the model
-    must also learn the volume, coverage, output and coordination evidence an adversary cannot
-    drop for free and an honest user with a habit does not show.
+    ``augment`` adds each world twice more, every account worded plainly and every account
+    worded habitually (:func:`worded_alike`), so that no score rests on wording alone, either
+    way: the model must also learn the volume, coverage, output and coordination evidence an
+    adversary cannot drop for free and an honest user with a habit does not show.
     """
     if not worlds:
         raise ValueError("need at least one training world")
     if augment:
-        worlds = [*worlds, *(plainly_asked(w) for w in worlds),
-                  *(habitually_asked(w) for w in worlds)]
+        worlds = [*worlds, *(worded_alike(w, habit=False) for w in worlds),
+                  *(worded_alike(w, habit=True) for w in worlds)]
     x_all = np.vstack([w.x for w in worlds])
     y_all = np.concatenate([w.y for w in worlds])
     stage1 = fit_booster(x_all, y_all, FEATURES)

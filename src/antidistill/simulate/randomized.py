@@ -8,7 +8,8 @@ the choices an operator really has:
 
 * what it harvests (math reasoning, code, tool use, a mix) and how it asks (explicit reasoning
   requests, paraphrased ones, plain asks, plain asks with probing follow-ups);
-* single- or multi-turn sessions, max_tokens and temperature habits, output effort;
+* single- or multi-turn sessions (as deep as an agent loop), a harness's system prompt on every
+  request or none, max_tokens and temperature habits, output effort;
 * cover traffic (ordinary chat sessions) from none to over half;
 * account age, declared type, verification; shared cards, own cards or a reseller; datacenter
   pools, residential proxies, home lines or a reseller's egress; one harness, distinct SDK user
@@ -85,7 +86,9 @@ class RandomizedHarvest(SessionPopulation):
         self.pivot_delay = rng.uniform(1, 24, _CELLS) * HOUR
         self.pivot_share = rng.uniform(0.2, 0.7, _CELLS)
         multi = (self.ask == ASK_PROBE) | (rng.random(_CELLS) < 0.4)
-        cells_turns_p = np.where(multi, rng.uniform(0.25, 0.6, _CELLS), 1.0)
+        # 1.7 to 12 turns a session on average (log-uniform): an agent loop goes deep
+        cells_turns_p = np.where(multi, np.exp(rng.uniform(np.log(0.08), np.log(0.6), _CELLS)),
+                                 1.0)
         self.turns_p = cells_turns_p[self.cell]
         code_size = ctx.pool.size("humaneval") + ctx.pool.size("dev_task")
         self.walks = [[DatasetWalk(size, rng) for size in (math_size(ctx), code_size,
@@ -97,8 +100,9 @@ class RandomizedHarvest(SessionPopulation):
         rate, profile, mt, temp, act_from, act_to = [], [], [], [], [], []
         for c, k in enumerate(sizes):
             self._cell_accounts(ctx, rng, c, k, cols)
-            rate.append(lognormal_mean(rng, float(np.exp(rng.uniform(np.log(3), np.log(60)))),
-                                       0.4, k))
+            # volume in requests a day, whatever the session depth
+            per_day = float(np.exp(rng.uniform(np.log(3), np.log(60))))
+            rate.append(lognormal_mean(rng, per_day * cells_turns_p[c], 0.4, k))
             profile.append(np.full(k, _PROFILES[int(rng.integers(0, len(_PROFILES)))]))
             big = rng.random() < 0.5
             mt.append(rng.choice([8192, 16384, 32768] if big else [-1, 1024, 2048, 4096], k))
@@ -124,6 +128,11 @@ class RandomizedHarvest(SessionPopulation):
         self.tz = np.asarray(cols["tz"], np.float64)
         self.mt = np.concatenate(mt).astype(np.int32)
         self.temp = np.concatenate(temp).astype(np.float32)
+        # a harness that sends a system prompt with every harvesting request (so no request is
+        # a lone user message), drawn last so that the draws above keep their values
+        self.system = np.where(rng.random(_CELLS) < 0.5,
+                               ctx.pool.base("chat_system")
+                               + rng.integers(0, ctx.pool.size("chat_system"), _CELLS), -1)
 
     def _cell_accounts(self, ctx: Ctx, rng: np.random.Generator, c: int, k: int,
                        cols: dict[str, list[object]]) -> None:
@@ -212,6 +221,8 @@ class RandomizedHarvest(SessionPopulation):
         follow = np.where(task == 2, pool.pick("agent_step", rng, n), pool.pick("followup", rng, n))
         r["p0"] = np.where(harvest & first, instr, 0)
         r["p1"] = np.where(harvest, np.where(first, body_s[sess], follow), r["p1"])
+        r["sys"] = np.where(harvest, self.system[cell], -1)
+        r["n_messages"] += (r["sys"] >= 0)
         r["n_tools"] = np.where(harvest & (task == 2),
                                 pool.tools["bfcl"][item % pool.size("bfcl")], 0)
         asked = (ask == ASK_COT) | (ask == ASK_PARAPHRASED)
