@@ -18,6 +18,7 @@ from antidistill.scoring.reasons import reasons_for
 
 if TYPE_CHECKING:
     from antidistill.detect import Prepared
+    from antidistill.linking.communities import Clustering
 
 
 #: Rule: harvesting is dataset-scale work. An account linked to no cluster is flagged on its own
@@ -61,6 +62,38 @@ class Scored:
     contributions: np.ndarray
     #: the log condition whose calibration map was asked for (:func:`condition_of`)
     condition: str | None = None
+
+
+@dataclass
+class Decision:
+    """Detection's decision on a set of accounts and what it rests on (row-aligned)."""
+
+    own_score: np.ndarray  # stage 1, on the account's own behaviour
+    context: np.ndarray  # cluster features, one column per CLUSTER_FEATURES
+    x2: np.ndarray  # stage 2's input: features then context
+    risk: np.ndarray  # calibrated
+    in_cluster: np.ndarray
+    peer_score: np.ndarray  # the cluster peers' mean own score (cluster_peer_mean)
+    flagged: np.ndarray
+
+
+def decide(model: ScoringModel, accounts: list[str], x: np.ndarray, harvest_share: np.ndarray,
+           n_exchanges: np.ndarray, n_harvest_like: np.ndarray, clustering: Clustering,
+           condition: str | None) -> Decision:
+    """Stage 1 → cluster context → stage 2 → the calibration map of the log's ``condition``
+    → :func:`flag_rule`: what ``detect`` decides, and what the benchmarks judge a model by
+    (:func:`antidistill.scoring.train.world_flags`)."""
+    p1 = model.own_score(x)
+    if len(accounts):
+        c = cluster_features(accounts, p1, harvest_share, n_exchanges, clustering)
+    else:
+        c = np.zeros((0, len(CLUSTER_FEATURES)))
+    x2 = np.hstack([x, c])
+    risk = model.calibrate(model.raw_score(x2), condition)
+    in_cluster = np.array([a in clustering.cluster_of for a in accounts], dtype=bool)
+    peers = c[:, CLUSTER_FEATURES.index("cluster_peer_mean")]
+    flagged = flag_rule(risk, model.threshold, in_cluster, n_harvest_like, p1, peers)
+    return Decision(p1, c, x2, risk, in_cluster, peers, flagged)
 
 
 def flag_rule(risk: np.ndarray, threshold: float, in_cluster: np.ndarray,
@@ -117,25 +150,17 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
     absent columns, see :func:`~antidistill.scoring.model.condition_of`) → threshold →
     reasons."""
     ids = prep.account_ids
-    x = prep.matrix()
-    p1 = model.own_score(x)
-    harvest = prep.column("share_harvest_like")
-    n_ex = prep.column("n_exchanges")
-    c = cluster_features(ids, p1, harvest, n_ex, prep.clustering)
-    x2 = np.hstack([x, c]) if len(ids) else np.zeros((0, x.shape[1] + len(CLUSTER_FEATURES)))
-    raw = model.raw_score(x2)
     condition = condition_of(prep.absent_columns)
-    risk = model.calibrate(raw, condition)
-    in_cluster = np.array([a in prep.clustering.cluster_of for a in ids], dtype=bool)
     n_harvest = prep.column("n_harvest_like") if len(ids) else np.zeros(0)
-    peers = c[:, CLUSTER_FEATURES.index("cluster_peer_mean")] if len(ids) else np.zeros(0)
-    flagged = flag_rule(risk, model.threshold, in_cluster, n_harvest, p1, peers)
+    d = decide(model, ids, prep.matrix(), prep.column("share_harvest_like"),
+               prep.column("n_exchanges"), n_harvest, prep.clustering, condition)
+    risk, flagged = d.risk, d.flagged
     explained = np.flatnonzero(risk >= REASONS_MIN_RISK)
-    contrib = model.contributions(x2[explained])
+    contrib = model.contributions(d.x2[explained])
     table = prep.accounts
-    table = table.append_column("own_score", pa.array(p1, pa.float64()))
+    table = table.append_column("own_score", pa.array(d.own_score, pa.float64()))
     for j, name in enumerate(CLUSTER_FEATURES):
-        table = table.append_column(name, pa.array(c[:, j] if len(ids) else [], pa.float64()))
+        table = table.append_column(name, pa.array(d.context[:, j], pa.float64()))
     table = table.append_column("risk", pa.array(risk, pa.float64()))
     table = table.append_column("flagged", pa.array(flagged, pa.bool_()))
     table = table.append_column(
@@ -148,8 +173,8 @@ def score(prep: Prepared, model: ScoringModel) -> Scored:
         sentences = reasons_for(rows, contrib[start:start + _REASON_SLICE])
         for i, found in zip(part.tolist(), sentences, strict=True):
             reasons[i] = found
-    for i, sentence in rule_sentences(risk, model.threshold, in_cluster, n_harvest, p1, peers,
-                                      flagged).items():
+    for i, sentence in rule_sentences(risk, model.threshold, d.in_cluster, n_harvest,
+                                      d.own_score, d.peer_score, flagged).items():
         reasons[i] = [*reasons[i], sentence]
     table = table.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
     return Scored(table, explained, contrib, condition)

@@ -16,13 +16,12 @@ from sklearn.isotonic import IsotonicRegression
 from antidistill.features.accounts import FEATURES
 from antidistill.linking.communities import Clustering
 from antidistill.scoring.model import (
-    CLUSTER_FEATURES,
     STAGE2_FEATURES,
     ScoringModel,
     cluster_features,
     fit_booster,
 )
-from antidistill.scoring.score import flag_rule
+from antidistill.scoring.score import decide
 
 #: features that only say how a request is worded; an adversary changes wording for free
 WORDING_FEATURES: tuple[str, ...] = ("share_cot", "share_rubric", "share_rewrite_ask",
@@ -174,13 +173,9 @@ def world_risk(model: ScoringModel, world: WorldData, condition: str | None = No
 
 def world_flags(model: ScoringModel, world: WorldData, condition: str | None = None
                 ) -> np.ndarray:
-    """Which accounts of a prepared world detection flags: :func:`world_risk` and the rules of
-    :func:`antidistill.scoring.score.flag_rule`, for evaluating a model on labelled worlds."""
-    p1 = model.own_score(world.x)
-    c = cluster_features(world.accounts, p1, world.harvest, world.n_exchanges, world.clustering)
-    risk = model.calibrate(model.raw_score(np.hstack([world.x, c])), condition)
-    in_cluster = np.array([a in world.clustering.cluster_of for a in world.accounts], dtype=bool)
+    """Which accounts of a prepared world detection flags
+    (:func:`antidistill.scoring.score.decide`), for evaluating a model on labelled worlds."""
     # share_harvest_like is an average over the account's exchanges: times their count, the count
     n_harvest = np.rint(world.harvest * world.n_exchanges)
-    return flag_rule(risk, model.threshold, in_cluster, n_harvest, p1,
-                     c[:, CLUSTER_FEATURES.index("cluster_peer_mean")])
+    return decide(model, world.accounts, world.x, world.harvest, world.n_exchanges, n_harvest,
+                  world.clustering, condition).flagged
